@@ -1,0 +1,59 @@
+# ggufkit — everything a fresh machine needs goes through these targets.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# llama-cpp-python compiles llama.cpp from source; GGUFKIT_GPU=cuda|vulkan|metal|hip picks a GPU backend.
+GGUFKIT_GPU ?=
+CMAKE_ARGS_cuda   := -DGGML_CUDA=on
+CMAKE_ARGS_vulkan := -DGGML_VULKAN=on
+CMAKE_ARGS_metal  := -DGGML_METAL=on
+CMAKE_ARGS_hip    := -DGGML_HIP=on
+# ggml's AMX kernels crash (SIGSEGV in llama_decode) on x86 machines whose CPU reports AMX but
+# whose kernel or hypervisor does not really provide it, as on this project's CI; GGUFKIT_AMX=on keeps them.
+GGUFKIT_AMX ?= off
+NO_AMX := $(if $(filter x86_64,$(shell uname -m)),$(if $(filter off,$(GGUFKIT_AMX)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16))
+LLAMA_CMAKE_ARGS  := -DLLAVA_BUILD=OFF $(if $(NO_AMX),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)') \
+                     $(CMAKE_ARGS_$(GGUFKIT_GPU)) $(CMAKE_ARGS)
+# llama-cpp-python is only published as source: its wheel is built once per version and build
+# flags, and kept outside the repo so fresh clones (CI) on the same machine reuse it.
+LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)
+LLAMA_KEY     := $(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
+WHEEL_CACHE   ?= $(HOME)/.cache/ggufkit/llama-wheels
+WHEEL_DIR     := $(WHEEL_CACHE)/$(LLAMA_KEY)
+# The venv is redone only when the dependency list or the llama.cpp build changes.
+STAMP  := $(VENV)/.stamp-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(LLAMA_KEY)
+DEMO   := build/demo
+N      ?= 10000
+
+.PHONY: install demo test bench fuzz clean
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	test -n "$$(ls $(WHEEL_DIR)/*.whl 2>/dev/null)" || { \
+	  rm -rf $(WHEEL_DIR).part && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PY) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+	      -w $(WHEEL_DIR).part llama-cpp-python==$(LLAMA_VERSION) && \
+	  mv $(WHEEL_DIR).part $(WHEEL_DIR); }
+	$(PY) -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/*.whl
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.stamp-*
+	touch $@
+
+demo: install
+	bash scripts/demo.sh $(DEMO)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m benchmarks.run
+
+fuzz: install
+	$(PY) -m tests.fuzz.run --iterations $(N)
+
+clean:
+	rm -rf $(VENV) build .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

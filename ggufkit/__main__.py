@@ -1,0 +1,3 @@
+from ggufkit.cli.app import main
+
+main()

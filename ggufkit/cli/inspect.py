@@ -1,0 +1,94 @@
+"""`ggufkit inspect`: metadata of GGUF and legacy GGML/GGMF/GGJT files, for people and for scripts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ggufkit.cli.common import JsonOpt
+from ggufkit.cli.output import human_bytes, human_count, notice, print_json, table
+from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
+
+DEFAULT_CTX = 4096
+
+
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="Model files (GGUF v1-v3, GGML, GGMF, GGJT v1-v3).", show_default=False)],
+    json_: JsonOpt = False,
+    tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor: name, shape, type, bytes, offset.")] = False,
+    kv: Annotated[bool, typer.Option("--kv", help="List every key/value (long arrays shortened).")] = False,
+    template: Annotated[bool, typer.Option("--template", help="Print the chat template, if the model has one.")] = False,
+    ctx: Annotated[int, typer.Option("--ctx", help="Context length for the memory estimate.", min=1)] = DEFAULT_CTX,
+) -> int:
+    """Show format, architecture, file type, parameters, hparams, vocabulary, template, tensors and memory.
+
+    Reads headers only (never tensor data) and validates them: a malformed file exits with code 2.
+    JSON: one object for one file, a list for several. The memory estimate is weights + an f16 KV cache
+    for --ctx tokens + a margin for compute buffers (logits of a 512-token batch + max(64 MiB, 5% of weights)).
+    """
+    from ggufkit.formats.summary import summarize
+
+    results, failed = [], 0
+    for path in files:
+        try:
+            results.append(summarize(path, ctx).to_dict())
+        except GgufkitError as e:
+            if len(files) == 1:
+                raise
+            notice(f"error: {e}")
+            failed += 1
+    if json_:
+        print_json(results[0] if len(files) == 1 else results)
+    else:
+        for i, s in enumerate(results):
+            if i:
+                sys.stdout.write("\n")
+            sys.stdout.write(_render(s, tensors, kv, template) + "\n")
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> str:
+    version = "" if s["version"] is None else f" v{s['version']}"
+    hp = " ".join(f"{k}={v}" for k, v in s["hparams"].items())
+    special = " ".join(f"{role}={t['id']} {t['text']!r}" for role, t in s["special_tokens"].items())
+    tmpl = s["chat_template"]
+    lines = [
+        ("file", s["path"]),
+        ("format", s["format"] + version),
+        ("architecture", s["architecture"] or "unknown"),
+        ("name", s["name"] or "-"),
+        ("file type", s["file_type"] or "-"),
+        ("size", human_bytes(s["file_size"])),
+        ("parameters", human_count(s["parameters"])),
+        ("hparams", hp or "-"),
+        ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer']}); {special}" if s["vocab_size"] else "-"),
+        ("chat template", f"present ({len(tmpl)} chars{'' if show_template else '; --template shows it'})" if tmpl else "absent"),
+        ("tensors", f"{len(s['tensors'])}{'' if show_tensors else ' (--tensors lists them)'}"),
+    ]
+    m = s["memory"]
+    if m:
+        lines.append((
+            f"memory @ ctx {m['context']}",
+            f"{human_bytes(m['total_bytes'])} (weights {human_bytes(m['weights_bytes'])} + "
+            f"KV cache {human_bytes(m['kv_cache_bytes'])} + margin {human_bytes(m['margin_bytes'])})",
+        ))
+    width = max(len(k) for k, _ in lines) + 1
+    out = "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
+    if show_template and tmpl:
+        out += "\n\nchat template:\n" + tmpl
+    if show_kv:
+        out += "\n\n" + table([[k, _short(v)] for k, v in s["kv"].items()], ["key", "value"])
+    if show_tensors:
+        rows = [[t["name"], "x".join(map(str, t["shape"])), t["type"], t["bytes"], t["offset"]] for t in s["tensors"]]
+        out += "\n\n" + table(rows, ["name", "shape", "type", "bytes", "offset"])
+    return out
+
+
+def _short(v: object) -> str:
+    if isinstance(v, dict) and "length" in v:
+        return f"[{v['length']} items] {v['head']}..."
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 120 else text[:117] + "..."

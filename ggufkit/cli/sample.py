@@ -1,0 +1,25 @@
+"""`ggufkit sample`: write a small random-weight LLaMA model (for tests, demos and benchmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ggufkit.cli.common import ForceOpt
+
+
+def sample(
+    out: Annotated[Path, typer.Argument(help="Output file.", show_default=False)],
+    type_: Annotated[str, typer.Option("--type", "-t", help="File type: f32, f16 or any quantization (q4_0, q4_k_m, ...).")] = "f16",
+    fmt: Annotated[str, typer.Option("--format", help="gguf, or ggjt3 for a legacy GGJT v3 (pre-GGUF) file.")] = "gguf",
+    size: Annotated[str, typer.Option("--size", help="tiny (~4 MB at F16, 2 layers) or small (~220 MB at F16, 8 layers).")] = "tiny",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights and vocabulary.")] = 0,
+    force: ForceOpt = False,
+) -> None:
+    """Make a small LLaMA-architecture model with random weights and a SentencePiece-style vocabulary."""
+    from ggufkit.samples.make import make_sample
+
+    make_sample(out, type_, fmt, size, seed, force)
+    typer.echo(f"wrote {out} ({fmt}, {type_.upper()}, {size})")

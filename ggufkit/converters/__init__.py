@@ -1,0 +1,1 @@
+"""Converters between llama.cpp file formats."""

@@ -1,0 +1,69 @@
+"""A little-endian reader that never reads, seeks or allocates past the end of its file."""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+from ggufkit.errors import BadInputError
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_F32 = struct.Struct("<f")
+
+
+class Cursor:
+    """Reads a file front to back; every length is checked against the bytes left first."""
+
+    def __init__(self, fp: BinaryIO, size: int, path: str):
+        self.fp = fp
+        self.size = size
+        self.path = path
+        self.pos = fp.tell()
+
+    @property
+    def left(self) -> int:
+        return self.size - self.pos
+
+    def fail(self, what: str) -> BadInputError:
+        return BadInputError(f"{what} (at byte {self.pos})", self.path)
+
+    def need(self, n: int, what: str) -> None:
+        if n < 0 or n > self.left:
+            raise self.fail(f"truncated or corrupt: {what} needs {n} bytes, {self.left} left")
+
+    def read(self, n: int, what: str) -> bytes:
+        self.need(n, what)
+        data = self.fp.read(n)
+        if len(data) != n:
+            raise self.fail(f"truncated: {what}")
+        self.pos += n
+        return data
+
+    def skip(self, n: int, what: str) -> None:
+        self.need(n, what)
+        self.pos += n
+        self.fp.seek(self.pos)
+
+    def seek(self, pos: int, what: str) -> None:
+        if not 0 <= pos <= self.size:
+            raise self.fail(f"{what} points outside the file")
+        self.pos = pos
+        self.fp.seek(pos)
+
+    def u32(self, what: str) -> int:
+        return _U32.unpack(self.read(4, what))[0]
+
+    def u64(self, what: str) -> int:
+        return _U64.unpack(self.read(8, what))[0]
+
+    def f32(self, what: str) -> float:
+        return _F32.unpack(self.read(4, what))[0]
+
+    def count(self, n: int, min_item_bytes: int, what: str, limit: int | None = None) -> int:
+        """Check that `n` items of at least `min_item_bytes` each can fit in what is left."""
+        if limit is not None and n > limit:
+            raise self.fail(f"{what} is {n}, more than the limit of {limit}")
+        if n * min_item_bytes > self.left:
+            raise self.fail(f"{what} is {n}, more than the {self.left} bytes left can hold")
+        return n

@@ -1,0 +1,151 @@
+"""What `inspect` reports about a model file, as plain data with stable keys."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from gguf.constants import Keys
+
+from ggufkit.errors import BadInputError
+from ggufkit.formats.detect import read_model
+from ggufkit.formats.gguf_file import GgufFile
+from ggufkit.formats.legacy import LegacyModel
+from ggufkit.formats.legacy_llama import llama_shape
+from ggufkit.formats.types import ftype_name
+
+ARRAY_PREVIEW = 8
+MIB = 1 << 20
+
+
+@dataclass
+class MemoryEstimate:
+    context: int
+    weights_bytes: int
+    kv_cache_bytes: int  # K and V, f16, every layer, the whole context
+    margin_bytes: int  # compute buffers: logits of a 512-token batch + max(64 MiB, 5% of weights)
+    total_bytes: int
+
+
+@dataclass
+class ModelSummary:
+    path: str
+    format: str  # "GGUF", "GGJT", "GGMF", "GGML"
+    version: int | None
+    file_size: int
+    architecture: str | None
+    name: str | None
+    file_type: str | None
+    file_type_id: int | None
+    parameters: int
+    hparams: dict[str, Any]
+    vocab_size: int | None
+    tokenizer: str | None
+    special_tokens: dict[str, dict[str, Any]]
+    chat_template: str | None
+    tensors: list[dict[str, Any]]
+    kv: dict[str, Any] = field(default_factory=dict)
+    memory: MemoryEstimate | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(path: str | os.PathLike[str], ctx: int | None = None) -> ModelSummary:
+    m = read_model(path)
+    s = _from_gguf(m) if isinstance(m, GgufFile) else _from_legacy(m)
+    if ctx is not None:
+        s.memory = _estimate(s, ctx)
+    return s
+
+
+def _tensor_rows(tensors) -> list[dict[str, Any]]:
+    return [
+        {"name": t.name, "shape": list(t.shape), "type": t.type_name, "bytes": t.nbytes, "offset": t.offset}
+        for t in tensors
+    ]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, list):
+        items = [_jsonable(x) for x in v[:ARRAY_PREVIEW]]
+        return items if len(v) <= ARRAY_PREVIEW else {"length": len(v), "head": items}
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return v
+
+
+def _from_gguf(g: GgufFile) -> ModelSummary:
+    hp_keys = {
+        "context_length": Keys.LLM.CONTEXT_LENGTH, "embedding_length": Keys.LLM.EMBEDDING_LENGTH,
+        "block_count": Keys.LLM.BLOCK_COUNT, "feed_forward_length": Keys.LLM.FEED_FORWARD_LENGTH,
+        "head_count": Keys.Attention.HEAD_COUNT, "head_count_kv": Keys.Attention.HEAD_COUNT_KV,
+        "rope_dimension_count": Keys.Rope.DIMENSION_COUNT, "rope_freq_base": Keys.Rope.FREQ_BASE,
+        "rms_norm_eps": Keys.Attention.LAYERNORM_RMS_EPS,
+    }
+    hparams = {k: _jsonable(g.arch_kv(v)) for k, v in hp_keys.items() if g.arch_kv(v) is not None}
+    tokens = g.kv.get(Keys.Tokenizer.LIST)
+    tokens = tokens if isinstance(tokens, list) else None
+    special = {}
+    for role, key in (("bos", Keys.Tokenizer.BOS_ID), ("eos", Keys.Tokenizer.EOS_ID),
+                      ("unk", Keys.Tokenizer.UNK_ID), ("pad", Keys.Tokenizer.PAD_ID)):
+        tid = g.kv.get(key)
+        if isinstance(tid, int) and not isinstance(tid, bool):
+            text = tokens[tid] if tokens is not None and 0 <= tid < len(tokens) else None
+            special[role] = {"id": tid, "text": _jsonable(text)}
+    ftype = g.kv.get(Keys.General.FILE_TYPE)
+    ftype = ftype if isinstance(ftype, int) else None
+    template = g.kv.get(Keys.Tokenizer.CHAT_TEMPLATE)
+    name = g.kv.get(Keys.General.NAME)
+    return ModelSummary(
+        path=g.path, format="GGUF", version=g.version, file_size=g.file_size, architecture=g.architecture,
+        name=name if isinstance(name, str) else None, file_type=ftype_name(ftype), file_type_id=ftype,
+        parameters=sum(t.n_elements for t in g.tensors), hparams=hparams,
+        vocab_size=len(tokens) if tokens is not None else None,
+        tokenizer=_jsonable(g.kv.get(Keys.Tokenizer.MODEL)), special_tokens=special,
+        chat_template=template if isinstance(template, str) else None,
+        tensors=_tensor_rows(g.tensors), kv={k: _jsonable(v) for k, v in g.kv.items()},
+    )
+
+
+def _from_legacy(m: LegacyModel) -> ModelSummary:
+    hp = m.hparams
+    hparams: dict[str, Any] = {
+        "embedding_length": hp.n_embd, "block_count": hp.n_layer, "head_count": hp.n_head,
+        "rope_dimension_count": hp.n_rot, "n_mult": hp.n_mult,
+    }
+    try:
+        shape = llama_shape(m)
+        hparams.update(feed_forward_length=shape.n_ff, head_count_kv=shape.n_head_kv)
+        arch = "llama"
+    except BadInputError:
+        arch = None  # not LLaMA-shaped: report what the header says, nothing derived
+    special = {
+        role: {"id": i, "text": _jsonable(m.vocab[i][0].decode("utf-8", "replace"))}
+        for role, i in (("unk", 0), ("bos", 1), ("eos", 2)) if i < len(m.vocab)
+    }
+    return ModelSummary(
+        path=m.path, format=m.container, version=m.version, file_size=m.file_size, architecture=arch,
+        name=None, file_type=ftype_name(hp.ftype), file_type_id=hp.ftype,
+        parameters=sum(t.n_elements for t in m.tensors), hparams=hparams, vocab_size=hp.n_vocab,
+        tokenizer="llama (SentencePiece)" if arch else None, special_tokens=special, chat_template=None,
+        tensors=_tensor_rows(m.tensors),
+        kv={"hparams." + k: v for k, v in asdict(hp).items()},
+    )
+
+
+def _estimate(s: ModelSummary, ctx: int) -> MemoryEstimate:
+    if ctx <= 0:
+        raise BadInputError(f"--ctx must be positive, not {ctx}")
+    weights = sum(t["bytes"] for t in s.tensors)
+    h = s.hparams
+    n_layer, n_embd, n_head = h.get("block_count", 0), h.get("embedding_length", 0), h.get("head_count", 0)
+    n_head_kv = h.get("head_count_kv", n_head)
+    n_embd_kv = n_embd // n_head * n_head_kv if n_head else 0
+    kv = 2 * n_layer * ctx * n_embd_kv * 2
+    margin = (s.vocab_size or 0) * 512 * 4 + max(64 * MIB, weights // 20)
+    return MemoryEstimate(ctx, weights, kv, margin, weights + kv + margin)

@@ -1,0 +1,57 @@
+"""ggml tensor types and llama file types, from gguf-py's constants, plus the legacy-era subsets."""
+
+from __future__ import annotations
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+from ggufkit.errors import BadInputError
+
+# Tensor types a GGJT v3 file could hold (pre-GGUF llama.cpp's loader accepted exactly these).
+LEGACY_TENSOR_TYPES = frozenset(
+    GGMLQuantizationType[n]
+    for n in ("F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+)
+
+# llama_ftype values of the GGJT era (4 = Q4_1_SOME_F16 included: such files exist).
+LEGACY_FTYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 4: "Q4_1_SOME_F16", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+}
+
+
+def type_name(t: int) -> str:
+    try:
+        return GGMLQuantizationType(t).name
+    except ValueError:
+        return f"type{t}"
+
+
+def ftype_name(ftype: int | None) -> str | None:
+    if ftype is None:
+        return None
+    try:
+        name = LlamaFileType(ftype).name
+    except ValueError:
+        return LEGACY_FTYPES.get(ftype, f"ftype{ftype}")
+    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def tensor_nbytes(ggml_type: int, shape: tuple[int, ...], path: str, name: str) -> int:
+    """Bytes of a tensor of `shape` (ne0 first); raises if the type is unknown or rows don't fit blocks."""
+    try:
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    except (ValueError, KeyError):
+        raise BadInputError(f"tensor {name!r} has unknown type {ggml_type}", path) from None
+    if not shape or any(d <= 0 for d in shape):
+        raise BadInputError(f"tensor {name!r} has a non-positive dimension {list(shape)}", path)
+    if shape[0] % block:
+        raise BadInputError(
+            f"tensor {name!r}: row length {shape[0]} is not a multiple of the {type_name(ggml_type)} block ({block})",
+            path,
+        )
+    n = 1
+    for d in shape:
+        n *= d
+    # Python ints don't overflow, but a crafted shape can still claim absurd sizes: callers compare with the file size.
+    return n // block * size

@@ -1,0 +1,1 @@
+"""Loading llama.cpp, bridging its log, running its work in an isolated child process."""

@@ -1,0 +1,86 @@
+"""Run llama.cpp work in a child Python process, so a GGML_ASSERT abort becomes an error, not a dead CLI.
+
+The child speaks JSON lines on stdout ({"event": ...}); llama.cpp's log goes to its stderr, which the
+parent keeps to quote the last meaningful line when the child fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from ggufkit.errors import GgufkitError, LlamaFailure
+
+
+def run_child(module: str, request: dict[str, Any], on_event: Callable[[dict[str, Any]], None] | None = None,
+              path: str | None = None) -> dict[str, Any]:
+    """Run `python -m module` with `request` on stdin; return its final {"event": "done"} payload."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        result: dict[str, Any] | None = None
+        failure: str | None = None
+        try:
+            proc.stdin.write(json.dumps(request).encode())
+            proc.stdin.close()
+            for raw in proc.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                if event.get("event") == "done":
+                    result = event
+                elif event.get("event") == "error":
+                    failure = event.get("message")
+                elif on_event is not None:
+                    on_event(event)
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        err.seek(0)
+        log = err.read().decode("utf-8", "replace")
+    if rc == 0 and result is not None:
+        return result
+    if failure:
+        raise GgufkitError(failure, path)
+    raise LlamaFailure(_describe_death(rc, log), path)
+
+
+def _describe_death(rc: int, log: str) -> str:
+    if rc < 0:
+        try:
+            how = f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            how = f"killed by signal {-rc}"
+    else:
+        how = f"exited with status {rc}"
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    hint = next((ln for ln in reversed(lines) if "GGML_ASSERT" in ln or "error" in ln.lower()), lines[-1] if lines else "")
+    return f"llama.cpp failed ({how})" + (f": {hint[:300]}" if hint else "")
+
+
+def child_main(work: Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], dict[str, Any]]) -> None:
+    """Entry point for a child module: read the request, do the work, report one result line."""
+
+    def emit(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    request = json.loads(sys.stdin.read())
+    try:
+        result = work(request, emit)
+    except GgufkitError as e:
+        emit({"event": "error", "message": e.message})
+        sys.exit(1)
+    emit({"event": "done", **result})

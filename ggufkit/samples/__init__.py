@@ -1,0 +1,1 @@
+"""Small synthetic LLaMA models (random weights, generated SentencePiece-style vocabulary) for tests and demos."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job end to end on a freshly made sample: make models, inspect them, convert the legacy one.
+set -euo pipefail
+dir=${1:-build/demo}
+gk=".venv/bin/ggufkit"
+mkdir -p "$dir"
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+step $gk sample "$dir/tiny-q4_k_m.ggmlv3.bin" --type q4_k_m --format ggjt3 --force
+step $gk inspect "$dir/tiny-q4_k_m.ggmlv3.bin"
+step $gk sample "$dir/tiny-f16.gguf" --type f16 --force
+step $gk inspect "$dir/tiny-f16.gguf" --ctx 2048

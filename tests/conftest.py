@@ -1,0 +1,84 @@
+"""Shared fixtures: sample models made once per session by ggufkit's own sample maker, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ggufkit.samples.legacy import export_legacy
+from ggufkit.samples.make import make_sample
+
+# The GGJT era's file types (pre-GGUF llama.cpp's llama_ftype), as sample type names.
+GGJT_FTYPES = (
+    "f32", "f16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l",
+    "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",
+)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Samples:
+    """Sample models by (type, format), made on first use and kept for the session."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def gguf(self, type_name: str = "f16", size: str = "tiny") -> Path:
+        path = self.root / f"{size}-{type_name}.gguf"
+        if not path.exists():
+            make_sample(path, type_name, "gguf", size)
+        return path
+
+    def ggjt3(self, type_name: str = "f16", size: str = "tiny") -> Path:
+        """A GGJT v3 file holding exactly the tensors and vocab of `self.gguf(type_name)`."""
+        path = self.root / f"{size}-{type_name}.ggjt3.bin"
+        if not path.exists():
+            export_legacy(self.gguf(type_name, size), path)
+        return path
+
+    def legacy(self, container: str, version: int | None) -> Path:
+        """An F16 model in an older container (same tensors; F16 layouts never changed)."""
+        path = self.root / f"tiny-f16.{container.lower()}{version or ''}.bin"
+        if not path.exists():
+            export_legacy(self.gguf("f16"), path, container, version)
+        return path
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    return Samples(tmp_path_factory.mktemp("samples"))
+
+
+def run_cli(*args: str | os.PathLike[str], stdin: str | None = None, timeout: float = 120) -> Result:
+    """Run the real `ggufkit` entry point in a child process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ggufkit", *map(str, args)], input=stdin, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def assert_clean_error(r: Result, code: int = 2, *fragments: str) -> None:
+    """A failure the user can read: the given exit code, one line on stderr, no traceback."""
+    assert r.code == code, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("ggufkit: error: "), r.err
+    assert "Traceback" not in r.err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
