@@ -14,6 +14,7 @@ import typer
 
 from ggufkit import __version__
 from ggufkit.cli import inspect as inspect_cmd
+from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import sample as sample_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
@@ -42,6 +43,7 @@ def root(
 
 
 app.command("inspect")(inspect_cmd.inspect)
+app.command("quantize")(quantize_cmd.quantize)
 app.command("sample")(sample_cmd.sample)
 
 

@@ -1,7 +1,12 @@
-"""Child-process side of quantization: calls llama_model_quantize and reports progress as JSON lines."""
+"""Child-process side of quantization: calls llama_model_quantize and reports progress as JSON lines.
+
+The request carries llama-quantize's options as plain JSON; this module turns them into the
+llama_model_quantize_params structure exactly as tools/quantize/quantize.cpp fills it.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import re
 import sys
 from collections.abc import Callable
@@ -11,8 +16,18 @@ from ggufkit.errors import LlamaFailure
 from ggufkit.runtime import logbridge
 from ggufkit.runtime.child import child_main
 
-# llama-quant.cpp logs "[  12/ 201]  blk.0.attn_q.weight - [...], type = f32, ..." per tensor.
-_TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+# llama-quant.cpp logs one line per tensor once it is done:
+#   "[  12/ 201]  blk.0.attn_q.weight - [  256,   256,     1,     1], type =    f32, converting to q4_K .. size = ..."
+#   with --dry-run: "... type =    f32, size =     0.25 MiB ->     0.04 MiB (q4_K)"; unchanged tensors: "size = ... MiB"
+_TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)\s.*?type =\s*(\w+),")
+_NEW_TYPE = re.compile(r"converting to (\w+) \.\.|MiB \((\w+)\)\s*$")
+_FAILED = "failed to quantize:"
+
+# quantize.cpp's keys recording the imatrix used
+_KV_IMATRIX_FILE = "quantize.imatrix.file"
+_KV_IMATRIX_DATASET = "quantize.imatrix.dataset"
+_KV_IMATRIX_N_ENTRIES = "quantize.imatrix.entries_count"
+_KV_IMATRIX_N_CHUNKS = "quantize.imatrix.chunks_count"
 
 
 def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -24,8 +39,10 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
         sys.stderr.write(line + "\n")
         m = _TENSOR_LINE.match(line)
         if m:
-            emit({"event": "tensor", "index": int(m[1]), "total": int(m[2]), "name": m[3]})
-        elif "error" in line.lower() or "failed" in line.lower():
+            new = _NEW_TYPE.search(line)
+            emit({"event": "tensor", "index": int(m[1]), "total": int(m[2]), "name": m[3],
+                  "type": (new[1] or new[2]) if new else m[4]})
+        elif _FAILED in line or "error" in line.lower():
             errors.append(line.strip())
 
     logbridge.install(on_line)
@@ -41,11 +58,78 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     for field in ("output_tensor_type", "token_embedding_type"):
         if req.get(field) is not None:
             setattr(params, field, req[field])
+
+    keep: list[Any] = []  # every buffer params points into must outlive the call
+    overrides = [tuple(o) for o in req.get("kv_overrides", [])]
+    if req.get("imatrix"):
+        overrides += _set_imatrix(llama_cpp, params, req["imatrix"], req.get("imatrix_name") or req["imatrix"], keep)
+    if overrides:
+        params.kv_overrides = _kv_array(llama_cpp, overrides, keep)
+    if req.get("tensor_types"):
+        params.tt_overrides = _tensor_type_array(llama_cpp, req["tensor_types"], keep)
+
     rc = llama_cpp.llama_model_quantize(req["input"].encode(), req["output"].encode(), params)
     if rc != 0:
-        detail = next((e for e in reversed(errors) if "ERROR" in e or "error:" in e), errors[-1] if errors else "")
-        raise LlamaFailure(f"llama.cpp quantization failed: {detail or f'status {rc}'}")
+        detail = next((e.split(_FAILED, 1)[1].strip() for e in reversed(errors) if _FAILED in e), "")
+        detail = detail or next((e for e in reversed(errors) if e.strip("=")), "") or f"status {rc}"
+        raise LlamaFailure(f"llama.cpp quantization failed: {detail}")
     return {}
+
+
+def _set_imatrix(llama_cpp, params, path: str, name: str, keep: list[Any]) -> list[tuple[str, str, Any]]:
+    """Point params.imatrix at the file's vectors; return the kv entries quantize.cpp records with them."""
+    import numpy as np
+
+    from ggufkit.quantize.imatrix import read_imatrix
+
+    im = read_imatrix(path)
+    entries = (llama_cpp.llama_model_imatrix_data * (len(im.entries) + 1))()
+    for i, (tensor, values) in enumerate(im.entries.items()):
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        keep.append(values)
+        entries[i].name = tensor.encode()
+        entries[i].data = values.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entries[i].size = values.size
+    keep.append(entries)  # the zeroed last element terminates the array
+    params.imatrix = entries
+    kv: list[tuple[str, str, Any]] = [(_KV_IMATRIX_FILE, "str", name.encode()[:127].decode("utf-8", "ignore"))]
+    if im.datasets:
+        kv.append((_KV_IMATRIX_DATASET, "str", im.datasets[0].encode()[:127].decode("utf-8", "ignore")))
+    kv.append((_KV_IMATRIX_N_ENTRIES, "int", len(im.entries)))
+    if im.chunk_count > 0:
+        kv.append((_KV_IMATRIX_N_CHUNKS, "int", im.chunk_count))
+    return kv
+
+
+def _kv_array(llama_cpp, overrides: list[tuple[str, str, Any]], keep: list[Any]):
+    arr = (llama_cpp.llama_model_kv_override * (len(overrides) + 1))()  # empty key terminates
+    tags = {"int": llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT, "float": llama_cpp.LLAMA_KV_OVERRIDE_TYPE_FLOAT,
+            "bool": llama_cpp.LLAMA_KV_OVERRIDE_TYPE_BOOL, "str": llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR}
+    for o, (key, kind, value) in zip(arr, overrides):
+        o.key = key.encode()
+        o.tag = tags[kind]
+        if kind == "int":
+            o.value.val_i64 = value
+        elif kind == "float":
+            o.value.val_f64 = value
+        elif kind == "bool":
+            o.value.val_bool = value
+        else:
+            o.value.val_str = value.encode()
+    keep.append(arr)
+    return arr
+
+
+def _tensor_type_array(llama_cpp, tensor_types: list[list[Any]], keep: list[Any]):
+    arr = (llama_cpp.llama_model_tensor_override * (len(tensor_types) + 1))()
+    patterns = [p.encode() for p, _ in tensor_types]
+    keep.append(patterns)
+    for o, pattern, (_, type_) in zip(arr, patterns, tensor_types):
+        o.pattern = pattern
+        o.type = type_
+    arr[len(tensor_types)].pattern = None  # terminator
+    keep.append(arr)
+    return arr
 
 
 if __name__ == "__main__":

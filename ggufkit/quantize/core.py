@@ -1,41 +1,157 @@
-"""Quantize a GGUF file with llama.cpp's own quantizer, isolated in a child process."""
+"""Quantize a model with llama.cpp's own quantizer, isolated in a child process, to one or several types.
+
+Everything that can be checked is checked before llama.cpp starts (input header, output paths,
+imatrix file, types that need an imatrix), so most mistakes cost nothing and leave nothing behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ggufkit.formats.gguf_file import read_gguf
+from gguf.constants import Keys
+
+from ggufkit.errors import BadInputError, GgufkitError
+from ggufkit.formats.detect import sniff
+from ggufkit.formats.gguf_file import GgufFile, read_gguf
 from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.quantize.options import QuantizeOptions
+from ggufkit.quantize.report import QuantizeReport, report_dry_run, report_from_outputs
 from ggufkit.quantize.types import QuantType
 from ggufkit.runtime.child import run_child
 
-
-@dataclass
-class QuantizeOptions:
-    threads: int = 0
-    allow_requantize: bool = False
-    leave_output_tensor: bool = False
-    pure: bool = False
-    output_tensor_type: int | None = None
-    token_embedding_type: int | None = None
+# (target number, tensors done, tensor count, tensor name)
+TensorFn = Callable[[int, int, int, str], None]
+NoticeFn = Callable[[str], None]
 
 
-def quantize_file(src: Path, out: Path, qtype: QuantType, options: QuantizeOptions | None = None,
-                  force: bool = False, on_tensor: Callable[[int, int, str], None] | None = None) -> None:
+def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: QuantizeOptions | None = None,
+                  force: bool = False, on_tensor: Callable[[int, int, str], None] | None = None) -> QuantizeReport:
+    """One input, one type; `out` may be None on a dry run."""
+    hook = None if on_tensor is None else (lambda _target, i, n, name: on_tensor(i, n, name))
+    return quantize_targets(src, [(qtype, out)], options, force, hook)[0]
+
+
+def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
+                     force: bool = False, on_tensor: TensorFn | None = None,
+                     on_notice: NoticeFn | None = None) -> list[QuantizeReport]:
+    """Quantize `src` (GGUF, or GGJT v3 converted on the fly) to each (type, output) in turn."""
     options = options or QuantizeOptions()
-    read_gguf(src)  # validated before llama.cpp sees it
-    check_output(out, [src], force)
+    kind = sniff(src)
+    header = read_gguf(src) if kind == "gguf" else None  # validated before llama.cpp sees it
+    _check_targets(src, targets, options, force, _n_split(header) if header else 1)
+    input_bytes = src.stat().st_size
+    with contextlib.ExitStack() as stack:
+        model_path = src
+        if kind != "gguf":
+            model_path = _convert(src, targets, stack, on_notice)
+        model = header or read_gguf(model_path)
+        return [
+            _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
+                          None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)))
+            for k, (qtype, out) in enumerate(targets)
+        ]
+
+
+def split_outputs(out: Path, n: int) -> list[Path]:
+    """The files --keep-split writes for `out`: llama_split_path's PREFIX-0000i-of-0000n.gguf per input shard."""
+    prefix = out.name.removesuffix(".gguf")
+    return [out.with_name(f"{prefix}-{i:05d}-of-{n:05d}.gguf") for i in range(1, n + 1)]
+
+
+def _n_split(model: GgufFile) -> int:
+    n = model.kv.get(Keys.Split.LLM_KV_SPLIT_COUNT, 1)
+    return n if isinstance(n, int) and n > 0 else 1
+
+
+def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions,
+                   force: bool, n_split: int) -> None:
+    if not targets:
+        raise BadInputError("no quantization type given")
+    if options.imatrix is not None:
+        from ggufkit.quantize.imatrix import read_imatrix
+
+        read_imatrix(options.imatrix)
+    if options.threads < 0:
+        raise BadInputError(f"--threads must be 0 (all) or more, got {options.threads}")
+    seen: set[Path] = set()
+    for qtype, out in targets:
+        if qtype.needs_imatrix and options.imatrix is None and not options.dry_run:
+            raise BadInputError(
+                f"{qtype.name} needs an importance matrix: pass --imatrix FILE (made by llama.cpp's llama-imatrix), "
+                "or pick a type that needs none (see `ggufkit quantize --list`)")
+        if options.dry_run:
+            continue
+        if out is None:
+            raise BadInputError(f"no output file for {qtype.name}")
+        if out.resolve() in seen:
+            raise BadInputError("two targets would write the same file", out)
+        seen.add(out.resolve())
+        for path in split_outputs(out, n_split) if options.keep_split else [out]:
+            check_output(path, [src], force)
+
+
+def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: contextlib.ExitStack,
+             on_notice: NoticeFn | None) -> Path:
+    from ggufkit.converters.ggjt import convert_ggjt
+
+    beside = next((out.parent for _, out in targets if out is not None), None)
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".ggufkit-convert-", dir=beside)))
+    if on_notice is not None:
+        on_notice(f"{src}: legacy GGJT v3 file, converting to a temporary GGUF first")
+    converted = work / f"{src.stem}.gguf"
+    convert_ggjt(src, converted)
+    return converted
+
+
+def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int, qtype: QuantType,
+                  out: Path | None, options: QuantizeOptions,
+                  on_tensor: Callable[[int, int, str], None] | None) -> QuantizeReport:
+    new_types: dict[str, str] = {}
 
     def on_event(event: dict[str, Any]) -> None:
-        if on_tensor is not None and event.get("event") == "tensor":
+        if event.get("event") != "tensor":
+            return
+        new_types[event["name"]] = event["type"]
+        if on_tensor is not None:
             on_tensor(event["index"], event["total"], event["name"])
 
-    with atomic_output(out) as tmp:
-        request = {
-            "input": str(src), "output": str(tmp), "ftype": qtype.ftype, "only_copy": qtype.only_copy,
-            **options.__dict__,
-        }
-        run_child("ggufkit.quantize.child", request, on_event, path=str(src))
+    request = {
+        **{k: v for k, v in asdict(options).items() if k not in ("imatrix", "kv_overrides", "tensor_types")},
+        "input": str(model_path), "ftype": int(qtype.ftype), "only_copy": qtype.only_copy,
+        "kv_overrides": [[o.key, o.kind, o.value] for o in options.kv_overrides],
+        "tensor_types": [list(t) for t in options.tensor_types],
+        "imatrix": None if options.imatrix is None else str(options.imatrix),
+    }
+    started = time.perf_counter()
+    if options.dry_run:
+        _run(request, os.devnull, on_event, src)
+        return report_dry_run(src, model, input_bytes, qtype.name, new_types, time.perf_counter() - started)
+    assert out is not None
+    if not options.keep_split:
+        with atomic_output(out) as tmp:
+            _run(request, str(tmp), on_event, src)
+        outputs = [out]
+    else:
+        outputs = split_outputs(out, _n_split(model))
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
+            _run(request, str(Path(work) / outputs[0].name.split("-00001-of-")[0]), on_event, src)
+            for final in outputs:
+                with atomic_output(final) as tmp:
+                    os.replace(Path(work) / final.name, tmp)
+    return report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - started)
+
+
+def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any]], None], src: Path) -> None:
+    try:
+        run_child("ggufkit.quantize.child", {**request, "output": output}, on_event, path=str(src))
+    except GgufkitError as e:
+        if "requantizing from type" in e.message:
+            e.message += " (the input is already quantized: pass --allow-requantize, at some loss of quality)"
+        raise

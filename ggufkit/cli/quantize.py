@@ -1,0 +1,140 @@
+"""`ggufkit quantize`: llama.cpp's own quantizer, several types per call, with progress and a report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt
+from ggufkit.cli.output import human_bytes, notice, print_json, table
+from ggufkit.errors import BadInputError
+
+_ADV = "llama-quantize options"
+
+
+def quantize(
+    model: Annotated[Optional[Path], typer.Argument(help="Input model: GGUF, or legacy GGJT v3 (converted on the fly).", show_default=False)] = None,
+    types: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="Target type, e.g. q4_k_m (repeat for several; --list shows all).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one type only).", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write NAME-TYPE.gguf files here (default: beside the input).", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the types with bits per weight and exit.")] = False,
+    threads: Annotated[int, typer.Option("--threads", help="Threads; 0 uses every hardware thread.", min=0, rich_help_panel=_ADV)] = 0,
+    allow_requantize: Annotated[bool, typer.Option("--allow-requantize", help="Allow re-quantizing tensors that are already quantized (costs quality).", rich_help_panel=_ADV)] = False,
+    leave_output_tensor: Annotated[bool, typer.Option("--leave-output-tensor", help="Leave output.weight un(re)quantized.", rich_help_panel=_ADV)] = False,
+    pure: Annotated[bool, typer.Option("--pure", help="No k-quant mixture: every tensor gets the main type.", rich_help_panel=_ADV)] = False,
+    output_tensor_type: Annotated[Optional[str], typer.Option("--output-tensor-type", help="ggml type for output.weight (e.g. q8_0).", show_default=False, rich_help_panel=_ADV)] = None,
+    token_embedding_type: Annotated[Optional[str], typer.Option("--token-embedding-type", help="ggml type for the token embeddings.", show_default=False, rich_help_panel=_ADV)] = None,
+    tensor_type: Annotated[Optional[list[str]], typer.Option("--tensor-type", help="PATTERN=TYPE: tensors whose name matches the regex get TYPE (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
+    imatrix: Annotated[Optional[Path], typer.Option("--imatrix", help="Importance matrix from llama-imatrix (GGUF or .dat); the 1-2 bit i-quants and Q2_K_S need one.", show_default=False, rich_help_panel=_ADV)] = None,
+    override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
+    keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
+    force: ForceOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Quantize a model with llama.cpp's own quantizer (the files equal llama-quantize's, byte for byte).
+
+    Examples: `ggufkit quantize model-f16.gguf -t q4_k_m -o model-q4.gguf`;
+    `ggufkit quantize model-f16.gguf -t q4_k_m -t q5_k_m -t q8_0 --out-dir out/`.
+    """
+    from ggufkit.quantize.core import quantize_targets
+    from ggufkit.quantize.options import QuantizeOptions, ggml_type, parse_override_kv, parse_tensor_type
+    from ggufkit.quantize.types import quant_type
+
+    if list_:
+        _print_types(json_)
+        return
+    if model is None:
+        raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
+    if not types:
+        raise BadInputError("no target type: pass -t TYPE (see `ggufkit quantize --list`)")
+    qtypes = list(dict.fromkeys(quant_type(t) for t in types))
+    options = QuantizeOptions(
+        threads=threads, allow_requantize=allow_requantize, leave_output_tensor=leave_output_tensor, pure=pure,
+        output_tensor_type=None if output_tensor_type is None else ggml_type(output_tensor_type),
+        token_embedding_type=None if token_embedding_type is None else ggml_type(token_embedding_type),
+        tensor_types=[parse_tensor_type(s) for s in tensor_type or []], imatrix=imatrix,
+        kv_overrides=[parse_override_kv(s) for s in override_kv or []], dry_run=dry_run, keep_split=keep_split,
+    )
+    targets = list(zip(qtypes, _outputs(model, qtypes, output, out_dir, dry_run)))
+    show = not quiet and sys.stderr.isatty()
+    bars = _Bars(qtypes) if show else None
+    try:
+        reports = quantize_targets(model, targets, options, force, bars.update if bars else None,
+                                   None if quiet else notice)
+    finally:
+        if bars:
+            bars.close()
+    if json_:
+        print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
+    elif not quiet:
+        _print_reports(reports)
+
+
+def _outputs(model: Path, qtypes: list, output: Path | None, out_dir: Path | None, dry_run: bool) -> list[Path | None]:
+    if output is not None:
+        if out_dir is not None:
+            raise BadInputError("give -o or --out-dir, not both")
+        if len(qtypes) > 1:
+            raise BadInputError("-o names one file: with several types use --out-dir DIR (files NAME-TYPE.gguf)")
+        return [output]
+    if out_dir is None and dry_run:
+        return [None] * len(qtypes)
+    where = out_dir if out_dir is not None else model.parent
+    return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
+
+
+class _Bars:
+    """One tqdm bar per target, fed by llama.cpp's per-tensor log lines."""
+
+    def __init__(self, qtypes: list):
+        self.names = [q.name for q in qtypes]
+        self.bar = None
+        self.target = -1
+
+    def update(self, target: int, done: int, total: int, name: str) -> None:
+        from tqdm import tqdm
+
+        if target != self.target:
+            self.close()
+            self.target = target
+            self.bar = tqdm(total=total, desc=self.names[target], unit="tensor", file=sys.stderr, leave=True)
+        self.bar.n = done
+        self.bar.set_postfix_str(name, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _print_types(json_: bool) -> None:
+    from ggufkit.quantize.types import ALIASES, QUANT_TYPES
+
+    rows = [{"name": q.name, "bits_per_weight": None if q.only_copy else round(q.bits_per_weight, 4),
+             "needs_imatrix": q.needs_imatrix, "description": q.description} for q in QUANT_TYPES]
+    if json_:
+        print_json(rows)
+        return
+    sys.stdout.write(table(
+        [[r["name"].lower(), "-" if r["bits_per_weight"] is None else f"{r['bits_per_weight']:.2f}",
+          "yes" if r["needs_imatrix"] else "", r["description"]] for r in rows],
+        ["type", "bpw", "imatrix", "description"]) + "\n")
+    sys.stdout.write("\nbpw: bits per weight of the main tensor type (mixes such as *_M keep some tensors wider).\n")
+    sys.stdout.write("aliases: " + ", ".join(f"{a.lower()} = {t.lower()}" for a, t in ALIASES.items()) + "\n")
+
+
+def _print_reports(reports: list) -> None:
+    rows = []
+    for r in reports:
+        where = ", ".join(r.outputs) if r.outputs else "(dry run: nothing written)"
+        size = ("~" if r.dry_run else "") + human_bytes(r.output_bytes)
+        kinds = " ".join(f"{k}:{n}" for k, n in r.tensor_types.items())
+        rows.append([r.type, where, f"{human_bytes(r.input_bytes)} -> {size}", f"{r.bits_per_weight:.2f}",
+                     f"{r.ratio:.2f}x", f"{r.seconds:.2f}", kinds])
+    sys.stdout.write(table(rows, ["type", "output", "size", "bpw", "smaller", "seconds", "tensors"]) + "\n")
