@@ -1,0 +1,59 @@
+"""Make a GGML_ASSERT abort inside llama.cpp end with one clear line instead of a bare core dump.
+
+ggml calls its abort callback with the assertion text just before abort(). Running the whole model in
+a child process would cost a second load (and a copy of every token over a pipe); instead the CLI
+registers this callback, which writes `ggufkit: error: PATH: llama.cpp aborted: <assertion>` on
+stderr. The process still dies of SIGABRT (exit status 134): nothing can be trusted after an assert.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+_keep_alive: list[object] = []  # ggml keeps the pointer for the process's life
+_context: list[str] = []
+
+
+def _ggml_base() -> ctypes.CDLL | None:
+    import llama_cpp
+
+    lib_dir = Path(llama_cpp.__file__).parent / "lib"
+    for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll", "libggml.so"):
+        if (lib_dir / name).exists():
+            try:
+                lib = ctypes.CDLL(str(lib_dir / name))
+                if hasattr(lib, "ggml_set_abort_callback"):
+                    return lib
+            except OSError:
+                continue
+    return None
+
+
+def install(path: str | os.PathLike[str] | None = None) -> bool:
+    """Report aborts as errors about `path`. Returns False where this llama.cpp build cannot."""
+    set_path(path)
+    if _keep_alive:
+        return True
+    lib = _ggml_base()
+    if lib is None:
+        return False
+    callback_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+
+    def on_abort(message: bytes | None) -> None:
+        text = (message or b"").decode("utf-8", "replace").strip()
+        where = f"{_context[0]}: " if _context else ""
+        line = f"ggufkit: error: {where}llama.cpp aborted: {text}\n"
+        os.write(2, line.encode("utf-8", "replace"))
+
+    callback = callback_type(on_abort)
+    lib.ggml_set_abort_callback.argtypes = [callback_type]
+    lib.ggml_set_abort_callback.restype = ctypes.c_void_p
+    lib.ggml_set_abort_callback(callback)
+    _keep_alive.append(callback)
+    return True
+
+
+def set_path(path: str | os.PathLike[str] | None) -> None:
+    _context[:] = [os.fspath(path)] if path is not None else []

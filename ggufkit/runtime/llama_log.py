@@ -1,0 +1,71 @@
+"""Where llama.cpp's log goes in this process: a buffer, never the terminal unless asked.
+
+llama.cpp writes its log to stderr by default, which would spill into `ggufkit run`'s output. This keeps
+recent lines (to explain a refusal in one line) and echoes them only when a sink is set (--verbose-llama).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from ggufkit.runtime import logbridge
+
+GGML_LOG_LEVEL_ERROR = 4  # ggml.h's enum ggml_log_level
+GGML_LOG_LEVEL_WARN = 3
+
+_recent: deque[tuple[int, str]] = deque(maxlen=200)
+_total = [0]  # lines seen so far, to know which recent lines a capture() saw
+_sink: list[Callable[[str], None]] = []
+_installed = False
+
+
+def _on_line(level: int, line: str) -> None:
+    _recent.append((level, line))
+    _total[0] += 1
+    if _sink:
+        _sink[0](line)
+
+
+def ensure_installed() -> None:
+    global _installed
+    if not _installed:
+        logbridge.install(_on_line)
+        _installed = True
+
+
+def echo_to(sink: Callable[[str], None] | None) -> None:
+    """Also pass every llama.cpp log line to `sink` (None: keep them buffered only)."""
+    ensure_installed()
+    _sink[:] = [sink] if sink else []
+
+
+def recent() -> list[str]:
+    return [line for _, line in _recent]
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def reason(self) -> str:
+        """': <the last error-ish line>' or '' — to append to a one-line error message."""
+        wanted = [ln for lvl, ln in self.lines if lvl >= GGML_LOG_LEVEL_WARN or "error" in ln.lower()]
+        text = (wanted or [""])[-1].strip()
+        for prefix in ("llama_model_load: error loading model: ", "llama_model_load: "):
+            text = text.removeprefix(prefix)
+        return f": {text[:300]}" if text else ""
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[Capture]:
+    """Collect the log lines written during the block."""
+    ensure_installed()
+    cap = Capture()
+    start = _total[0]
+    try:
+        yield cap
+    finally:
+        n = min(_total[0] - start, len(_recent))
+        cap.lines = list(_recent)[len(_recent) - n:] if n else []

@@ -1,0 +1,180 @@
+"""A model and a context opened through llama.cpp's C API, with the few vocabulary helpers a run needs.
+
+`load(params)` is the one way `run` and `bench` open a model. The file must already have passed the
+project's reader (see `prepare.resolve_model`), so llama.cpp only sees headers we have checked.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+
+from ggufkit.errors import BadInputError, LlamaFailure
+from ggufkit.runtime import llama_log
+from ggufkit.runtime.params import LoadParams
+
+_PIECE_BYTES = 256
+
+
+@dataclass
+class Model:
+    """An open llama.cpp model + context. Use as a context manager, or call close()."""
+
+    params: LoadParams
+    model: object  # llama_model_p
+    ctx: object  # llama_context_p
+    vocab: object  # llama_vocab_p
+    n_vocab: int
+    n_ctx: int
+    n_ctx_train: int
+    load_ms: float
+    warnings: list[str] = field(default_factory=list)
+    _lora: object = None
+    _piece_buf: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(_PIECE_BYTES))
+
+    @property
+    def lib(self):
+        import llama_cpp
+
+        return llama_cpp
+
+    @property
+    def memory(self):
+        return self.lib.llama_get_memory(self.ctx)
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        L = self.lib
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (L.llama_token * cap)()
+        n = L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (L.llama_token * cap)()
+            n = L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            raise LlamaFailure("llama.cpp could not tokenize the prompt", self.params.path)
+        return list(buf[:n])
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token (possibly part of a UTF-8 character)."""
+        n = self.lib.llama_token_to_piece(self.vocab, token, self._piece_buf, _PIECE_BYTES, 0, special)
+        if n < 0:
+            big = ctypes.create_string_buffer(-n)
+            n = self.lib.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
+            return big.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> str:
+        return b"".join(self.piece(t, special) for t in tokens).decode("utf-8", "replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self.lib.llama_vocab_is_eog(self.vocab, token))
+
+    def clear_memory(self, from_pos: int = 0) -> None:
+        """Forget the KV cache from position `from_pos` on."""
+        if from_pos <= 0:
+            self.lib.llama_memory_clear(self.memory, True)
+        elif not self.lib.llama_memory_seq_rm(self.memory, 0, from_pos, -1):
+            self.lib.llama_memory_clear(self.memory, True)
+            raise LlamaFailure("llama.cpp could not trim its KV cache", self.params.path)
+
+    def close(self) -> None:
+        L = self.lib
+        if self.ctx:
+            L.llama_free(self.ctx)
+            self.ctx = None
+        if self._lora:
+            L.llama_adapter_lora_free(self._lora)
+            self._lora = None
+        if self.model:
+            L.llama_model_free(self.model)
+            self.model = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load(params: LoadParams) -> Model:
+    """Open `params.path` (already validated GGUF) and a context on it; raise LlamaFailure if refused."""
+    import time
+
+    import llama_cpp as L
+
+    llama_log.ensure_installed()
+    _backend_init()
+    warnings: list[str] = []
+    mp = L.llama_model_default_params()
+    ngl = params.n_gpu_layers
+    if ngl != 0 and not L.llama_supports_gpu_offload():
+        warnings.append("this llama.cpp build has no GPU support: --gpu-layers ignored, running on the CPU")
+        ngl = 0
+    mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
+    mmap = params.use_mmap and params.lora is None  # llama.cpp cannot apply a LoRA over a read-only mapping
+    mp.load_mode = {
+        (True, True): L.LLAMA_LOAD_MODE_MMAP_MLOCK, (True, False): L.LLAMA_LOAD_MODE_MMAP,
+        (False, True): L.LLAMA_LOAD_MODE_MLOCK, (False, False): L.LLAMA_LOAD_MODE_NONE,
+    }[(mmap, params.use_mlock)]
+    t0 = time.perf_counter()
+    with llama_log.capture() as log:
+        model = L.llama_model_load_from_file(str(params.path).encode(), mp)
+    if not model:
+        raise LlamaFailure(f"llama.cpp could not load the model{log.reason()}", params.path)
+    ctx = lora = None
+    try:
+        cp = L.llama_context_default_params()
+        cp.n_ctx = params.n_ctx
+        cp.n_batch = params.n_batch
+        cp.n_ubatch = params.n_batch
+        cp.n_threads = cp.n_threads_batch = params.n_threads
+        cp.no_perf = False
+        with llama_log.capture() as log:
+            ctx = L.llama_init_from_model(model, cp)
+        if not ctx:
+            raise LlamaFailure(f"llama.cpp could not create a context{log.reason()}", params.path)
+        if params.lora is not None:
+            lora = _apply_lora(L, model, ctx, params)
+    except BaseException:
+        if ctx:
+            L.llama_free(ctx)
+        if lora:
+            L.llama_adapter_lora_free(lora)
+        L.llama_model_free(model)
+        raise
+    load_ms = (time.perf_counter() - t0) * 1000
+    vocab = L.llama_model_get_vocab(model)
+    return Model(
+        params=params, model=model, ctx=ctx, vocab=vocab, n_vocab=L.llama_vocab_n_tokens(vocab),
+        n_ctx=L.llama_n_ctx(ctx), n_ctx_train=L.llama_model_n_ctx_train(model), load_ms=load_ms,
+        warnings=warnings, _lora=lora,
+    )
+
+
+def _apply_lora(L, model, ctx, params: LoadParams):
+    if not params.lora.is_file():
+        raise BadInputError("LoRA adapter not found", params.lora)
+    with llama_log.capture() as log:
+        lora = L.llama_adapter_lora_init(model, str(params.lora).encode())
+    if not lora:
+        raise LlamaFailure(f"llama.cpp could not load the LoRA adapter{log.reason()}", params.lora)
+    adapters = (L.llama_adapter_lora_p_ctypes * 1)(lora)
+    scales = (ctypes.c_float * 1)(params.lora_scale)
+    if L.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
+        L.llama_adapter_lora_free(lora)
+        raise LlamaFailure("llama.cpp could not apply the LoRA adapter", params.lora)
+    return lora
+
+
+_backend_ready = False
+
+
+def _backend_init() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        import llama_cpp
+
+        llama_cpp.llama_backend_init()
+        _backend_ready = True

@@ -1,0 +1,100 @@
+"""llama.cpp's own sampler chain, built from SamplingParams (never a Python reimplementation).
+
+The order is llama.cpp's common order: grammar, penalties, top-k, typical, top-p, min-p, temperature,
+then the final pick (dist with the seed, greedy at temp 0, or mirostat). Samplers at their neutral value
+are left out, so a chain costs only what it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ggufkit.errors import BadInputError
+from ggufkit.runtime import llama_log
+from ggufkit.runtime.params import SamplingParams
+
+MIROSTAT_M = 100  # llama.cpp's fixed window for mirostat v1
+
+
+@dataclass
+class Sampler:
+    chain: object  # llama_sampler_p
+    names: list[str]  # what the chain holds, in order (for /show and --verbose)
+    history_n: int = 0  # prompt tokens to show the penalties before generating (0 with a grammar)
+
+    def reset(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_sampler_reset(self.chain)
+
+    def accept(self, token: int) -> None:
+        """Tell the chain about a token it did not pick (prompt history for the penalties)."""
+        import llama_cpp
+
+        llama_cpp.llama_sampler_accept(self.chain, token)
+
+    def close(self) -> None:
+        if self.chain:
+            import llama_cpp
+
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_sampler(model, sp: SamplingParams) -> Sampler:
+    """A native chain for `model` (runtime.model.Model). Raises BadInputError for a bad grammar."""
+    import llama_cpp as L
+
+    sp.check()
+    chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+    names: list[str] = []
+    history_n = 0
+
+    def add(name: str, smpl: object) -> None:
+        L.llama_sampler_chain_add(chain, smpl)
+        names.append(name)
+
+    try:
+        if sp.grammar is not None:
+            with llama_log.capture() as log:
+                g = L.llama_sampler_init_grammar(model.vocab, sp.grammar.encode(), b"root")
+            if not g:
+                raise BadInputError(f"the grammar does not parse{log.reason()}")
+            add("grammar", g)
+        if sp.repeat_penalty != 1.0 or sp.presence_penalty or sp.frequency_penalty:
+            last_n = model.n_ctx if sp.repeat_last_n == -1 else sp.repeat_last_n
+            history_n = 0 if sp.grammar is not None else last_n  # a grammar must not see the prompt
+            add(f"penalties(last_n={last_n}, repeat={sp.repeat_penalty}, freq={sp.frequency_penalty}, "
+                f"present={sp.presence_penalty})",
+                L.llama_sampler_init_penalties(last_n, sp.repeat_penalty, sp.frequency_penalty, sp.presence_penalty))
+        if sp.temp <= 0:
+            add("greedy", L.llama_sampler_init_greedy())
+        elif sp.mirostat == 1:
+            add(f"temp({sp.temp})", L.llama_sampler_init_temp(sp.temp))
+            add(f"mirostat(tau={sp.mirostat_tau}, eta={sp.mirostat_eta})",
+                L.llama_sampler_init_mirostat(model.n_vocab, sp.seed, sp.mirostat_tau, sp.mirostat_eta, MIROSTAT_M))
+        elif sp.mirostat == 2:
+            add(f"temp({sp.temp})", L.llama_sampler_init_temp(sp.temp))
+            add(f"mirostat_v2(tau={sp.mirostat_tau}, eta={sp.mirostat_eta})",
+                L.llama_sampler_init_mirostat_v2(sp.seed, sp.mirostat_tau, sp.mirostat_eta))
+        else:
+            if sp.top_k > 0:
+                add(f"top_k({sp.top_k})", L.llama_sampler_init_top_k(sp.top_k))
+            if sp.typical < 1.0:
+                add(f"typical({sp.typical})", L.llama_sampler_init_typical(sp.typical, 1))
+            if sp.top_p < 1.0:
+                add(f"top_p({sp.top_p})", L.llama_sampler_init_top_p(sp.top_p, 1))
+            if sp.min_p > 0.0:
+                add(f"min_p({sp.min_p})", L.llama_sampler_init_min_p(sp.min_p, 1))
+            add(f"temp({sp.temp})", L.llama_sampler_init_temp(sp.temp))
+            add(f"dist(seed={sp.seed})", L.llama_sampler_init_dist(sp.seed))
+    except BaseException:
+        L.llama_sampler_free(chain)
+        raise
+    return Sampler(chain, names, history_n)
