@@ -38,12 +38,12 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     def on_line(level: int, line: str) -> None:
         sys.stderr.write(line + "\n")
         m = _TENSOR_LINE.match(line)
-        if m:
+        if _FAILED in line or "error" in line.lower():  # a failure ends the tensor's line: no event then
+            errors.append(line.strip())
+        elif m:
             new = _NEW_TYPE.search(line)
             emit({"event": "tensor", "index": int(m[1]), "total": int(m[2]), "name": m[3],
                   "type": (new[1] or new[2]) if new else m[4]})
-        elif _FAILED in line or "error" in line.lower():
-            errors.append(line.strip())
 
     logbridge.install(on_line)
     params = llama_cpp.llama_model_quantize_default_params()

@@ -142,10 +142,20 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
         outputs = split_outputs(out, _n_split(model))
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
             _run(request, str(Path(work) / outputs[0].name.split("-00001-of-")[0]), on_event, src)
-            for final in outputs:
-                with atomic_output(final) as tmp:
-                    os.replace(Path(work) / final.name, tmp)
+            _publish(Path(work), outputs)
     return report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - started)
+
+
+def _publish(work: Path, outputs: list[Path]) -> None:
+    """Move llama.cpp's finished shards from the hidden work directory to their names."""
+    for final in outputs:
+        part = work / final.name
+        try:
+            with open(part, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(part, final)
+        except OSError as e:
+            raise GgufkitError(f"cannot write: {e.strerror or e}", final) from e
 
 
 def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any]], None], src: Path) -> None:
@@ -154,4 +164,6 @@ def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any
     except GgufkitError as e:
         if "requantizing from type" in e.message:
             e.message += " (the input is already quantized: pass --allow-requantize, at some loss of quality)"
+        elif "requires an imatrix" in e.message:
+            e.message += " (some tensors get a 1-3 bit i-quant: pass --imatrix FILE)"
         raise

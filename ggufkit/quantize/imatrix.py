@@ -12,10 +12,9 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-from gguf.constants import GGMLQuantizationType, Keys
+from gguf.constants import GGUF_MAGIC, GGMLQuantizationType, Keys
 
 from ggufkit.errors import BadInputError
-from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import read_gguf
 
 _SUM2, _COUNTS = ".in_sum2", ".counts"
@@ -32,7 +31,12 @@ class Imatrix:
 
 def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
     path = os.fspath(path)
-    if sniff(path) == "gguf":
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise BadInputError(f"cannot open: {e.strerror}", path) from None
+    if len(head) == 4 and struct.unpack("<I", head)[0] == GGUF_MAGIC:
         return _read_gguf(path)
     return _read_legacy(path)
 
@@ -109,3 +113,22 @@ def _read_legacy(path: str) -> Imatrix:
             if 0 < length <= len(data) - pos:
                 out.datasets.append(data[pos:pos + length].split(b"\0", 1)[0].decode("utf-8", "replace"))
     return out
+
+
+def write_imatrix(path: str | os.PathLike[str], sums: dict[str, np.ndarray], counts: dict[str, float],
+                  dataset: str = "synthetic", chunk_count: int = 1, chunk_size: int = 512) -> None:
+    """An imatrix file in llama-imatrix's GGUF layout (for tests and benchmarks: raw sums and call counts)."""
+    import gguf
+
+    w = gguf.GGUFWriter(os.fspath(path), "imatrix")  # gguf-py always names an architecture; llama.cpp ignores it
+    w.add_string(Keys.General.TYPE, "imatrix")
+    w.add_array(Keys.IMatrix.DATASETS, [dataset])
+    w.add_uint32(Keys.IMatrix.CHUNK_COUNT, chunk_count)
+    w.add_uint32(Keys.IMatrix.CHUNK_SIZE, chunk_size)
+    for name, values in sums.items():
+        w.add_tensor(name + _SUM2, np.asarray(values, dtype=np.float32).reshape(1, -1))
+        w.add_tensor(name + _COUNTS, np.array([[counts[name]]], dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()

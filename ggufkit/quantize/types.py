@@ -48,7 +48,7 @@ QUANT_TYPES: tuple[QuantType, ...] = (
     QuantType("IQ2_S", F.MOSTLY_IQ2_S, T.IQ2_XS, "i-quant 2.5 bpw (needs an imatrix)", needs_imatrix=True),
     QuantType("IQ2_M", F.MOSTLY_IQ2_M, T.IQ2_S, "i-quant 2.7 bpw mix (needs an imatrix)", needs_imatrix=True),
     QuantType("IQ3_XXS", F.MOSTLY_IQ3_XXS, T.IQ3_XXS, "i-quant 3.06 bpw (needs an imatrix)", needs_imatrix=True),
-    QuantType("IQ3_XS", F.MOSTLY_IQ3_XS, T.IQ3_S, "i-quant 3.3 bpw"),
+    QuantType("IQ3_XS", F.MOSTLY_IQ3_XS, T.IQ3_S, "i-quant 3.3 bpw mix (needs an imatrix: some tensors get IQ3_XXS)", needs_imatrix=True),
     QuantType("IQ3_S", F.MOSTLY_IQ3_S, T.IQ3_S, "i-quant 3.44 bpw"),
     QuantType("IQ3_M", F.MOSTLY_IQ3_M, T.IQ3_S, "i-quant 3.66 bpw mix"),
     QuantType("IQ4_NL", F.MOSTLY_IQ4_NL, T.IQ4_NL, "i-quant 4.5 bpw, non-linear"),

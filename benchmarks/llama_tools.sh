@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build llama.cpp's own llama-quantize and llama-bench from the sources vendored in the llama-cpp-python
+# sdist of the version pyproject.toml pins, so benchmarks compare ggufkit with the exact same llama.cpp.
+# Built once into ~/.cache/ggufkit/llama-tools/<version>/ (outside the repo) and reused; prints the bin dir.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VERSION="$(sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml")"
+[ -n "$VERSION" ] || { echo "llama_tools.sh: no llama-cpp-python pin in pyproject.toml" >&2; exit 2; }
+CACHE="${GGUFKIT_LLAMA_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/ggufkit/llama-tools}"
+DEST="$CACHE/$VERSION"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+
+if [ -x "$DEST/bin/llama-quantize" ] && [ -x "$DEST/bin/llama-bench" ]; then
+  echo "$DEST/bin"
+  exit 0
+fi
+
+# Same reason as the Makefile: ggml's AMX kernels crash on CPUs that report AMX without providing it.
+FLAGS=""
+if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
+  FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ggufkit-llama-tools.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+echo "llama_tools.sh: building llama-quantize and llama-bench from llama-cpp-python $VERSION (several minutes)" >&2
+"$PY" -m pip download -q --no-deps --no-binary :all: -d "$WORK/sdist" "llama-cpp-python==$VERSION" >&2
+tar -xzf "$WORK"/sdist/llama_cpp_python-*.tar.gz -C "$WORK"
+SRC="$(echo "$WORK"/llama_cpp_python-*/vendor/llama.cpp)"
+# Static binaries: the cache holds two self-contained executables, nothing to put on a library path.
+cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON \
+  -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" >&2
+cmake --build "$WORK/build" --config Release -j "$(nproc)" --target llama-quantize llama-bench >&2
+mkdir -p "$CACHE"
+rm -rf "$DEST.part"
+mkdir -p "$DEST.part/bin"
+cp "$WORK/build/bin/llama-quantize" "$WORK/build/bin/llama-bench" "$DEST.part/bin/"
+rm -rf "$DEST"
+mv "$DEST.part" "$DEST"
+echo "$DEST/bin"
