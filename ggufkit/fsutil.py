@@ -1,9 +1,18 @@
-"""Outputs appear whole or not at all: written to a temporary file beside the target, then renamed."""
+"""Outputs appear whole or not at all.
+
+On Linux the output is first an unnamed file (O_TMPFILE) in the target directory, reachable by any
+writer, a child process included, as /proc/PID/fd/N; it gets its name only once complete. Killed
+even with SIGKILL, the process leaves nothing behind. Elsewhere a hidden `.NAME.*.part` file is
+used and removed on any error; one left by a killed process is removed by the next run that
+writes the same output.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +25,95 @@ def check_output(out: Path, inputs: list[Path], force: bool) -> None:
     for inp in inputs:
         if out.exists() and inp.exists() and os.path.samefile(out, inp):
             raise BadInputError("output would overwrite the input", out)
+    if out.is_dir():
+        raise BadInputError("output is a directory", out)
     if out.exists() and not force:
         raise BadInputError("output exists (use --force to overwrite)", out)
     if not out.parent.is_dir():
         raise BadInputError("output directory does not exist", out.parent)
 
 
-@contextlib.contextmanager
-def atomic_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary path in `out`'s directory; rename it to `out` only if the block succeeds."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+def _mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the output should look like any other file
+    return 0o666 & ~umask
+
+
+_linkable: dict[int, bool] = {}
+
+
+def _open_unnamed(folder: Path) -> int | None:
+    """An O_TMPFILE descriptor in `folder`, if this file system can later give it a name (overlayfs can't)."""
+    try:
+        dev = folder.stat().st_dev
+        if dev not in _linkable:
+            probe = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+            name = folder / f".ggufkit-probe-{secrets.token_hex(4)}"
+            try:
+                os.link(f"/proc/self/fd/{probe}", name, follow_symlinks=True)
+                name.unlink()
+                _linkable[dev] = True
+            except OSError:
+                _linkable[dev] = False
+            finally:
+                os.close(probe)
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR, _mode()) if _linkable[dev] else None
+    except (AttributeError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def atomic_output(out: Path) -> Iterator[Path]:
+    """Yield a path to write the output to; it becomes `out` only if the block succeeds."""
+    fd = _open_unnamed(out.parent)
+    try:
+        if fd is not None:
+            yield from _unnamed(fd, out)
+        else:
+            yield from _named(out)
+    except OSError as e:
+        raise GgufkitError(f"cannot write: {e.strerror or e}", out) from e
+
+
+def _unnamed(fd: int, out: Path) -> Iterator[Path]:
+    try:
+        yield Path(f"/proc/{os.getpid()}/fd/{fd}")
+        os.fsync(fd)
+        staging = out.parent / f".{out.name}.{secrets.token_hex(4)}.part"
+        os.link(f"/proc/self/fd/{fd}", staging, follow_symlinks=True)
+        os.replace(staging, out)
+    finally:
+        os.close(fd)
+
+
+def _named(out: Path) -> Iterator[Path]:
+    _sweep_stale(out)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".part", dir=out.parent)
+    os.fchmod(fd, _mode())  # mkstemp makes 0600; the output should look like any other file
     os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = Path(name)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, out)
-    except OSError as e:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise GgufkitError(f"cannot write: {e.strerror or e}", out) from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+
+def _sweep_stale(out: Path) -> None:
+    """Remove `.NAME.PID.*.part` files whose writing process no longer exists (it was killed)."""
+    for part in out.parent.glob(f".{glob.escape(out.name)}.*.part"):
+        pid = part.name[len(out.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -10,3 +10,5 @@ step $gk sample "$dir/tiny-q4_k_m.ggmlv3.bin" --type q4_k_m --format ggjt3 --for
 step $gk inspect "$dir/tiny-q4_k_m.ggmlv3.bin"
 step $gk sample "$dir/tiny-f16.gguf" --type f16 --force
 step $gk inspect "$dir/tiny-f16.gguf" --ctx 2048
+step $gk convert "$dir/tiny-q4_k_m.ggmlv3.bin" -o "$dir/tiny-q4_k_m.gguf" --eps 1e-5 --force --verify
+step $gk inspect "$dir/tiny-q4_k_m.gguf"

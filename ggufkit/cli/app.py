@@ -13,8 +13,10 @@ import click
 import typer
 
 from ggufkit import __version__
+from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import quantize as quantize_cmd
+from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
@@ -44,7 +46,9 @@ def root(
 
 app.command("inspect")(inspect_cmd.inspect)
 app.command("quantize")(quantize_cmd.quantize)
+app.command("convert")(convert_cmd.convert)
 app.command("sample")(sample_cmd.sample)
+app.command("run")(run_cmd.run)
 
 
 def main(argv: list[str] | None = None) -> None:

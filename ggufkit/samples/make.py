@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def make_sample(out: Path, type_name: str = "f16", fmt: str = "gguf", size: str 
             quantize_file(base, gguf, qtype)
         with atomic_output(out) as tmp:
             if fmt == "gguf":
-                gguf.replace(tmp)
+                shutil.copyfile(gguf, tmp)
             else:
                 export_legacy(gguf, tmp)
     return out

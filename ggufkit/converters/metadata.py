@@ -1,0 +1,81 @@
+"""What a legacy file lacks (context length, RMS epsilon, rope base, chat template) from flags or an HF folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ggufkit.errors import BadInputError
+
+DEFAULT_EPS = 5e-6  # what llama.cpp's own GGML->GGUF converter chose; LLaMA-1 used 1e-6, LLaMA-2 1e-5
+DEFAULT_CONTEXT = 2048  # LLaMA-1; LLaMA-2 models were trained at 4096
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass
+class ConvertOptions:
+    """Flags of `convert`; None means "from --metadata-dir if given, else the default"."""
+
+    eps: float | None = None
+    context_length: int | None = None
+    rope_freq_base: float | None = None
+    gqa: int | None = None
+    name: str | None = None
+    description: str | None = None
+    metadata_dir: Path | None = None
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class Resolved:
+    eps: float
+    context_length: int
+    rope_freq_base: float | None
+    n_head_kv: int | None  # from config.json, checked against the file's K projection
+    sources: dict[str, str]  # setting -> "flag" | "config.json" | "default"
+
+
+def resolve(options: ConvertOptions) -> Resolved:
+    config = _read_config(options.metadata_dir) if options.metadata_dir else {}
+    sources: dict[str, str] = {}
+
+    def pick(setting: str, flag: Any, config_key: str, default: Any) -> Any:
+        if flag is not None:
+            sources[setting] = "flag"
+            return flag
+        if config.get(config_key) is not None:
+            sources[setting] = "config.json"
+            return config[config_key]
+        sources[setting] = "default"
+        return default
+
+    eps = float(pick("eps", options.eps, "rms_norm_eps", DEFAULT_EPS))
+    ctx = int(pick("context_length", options.context_length, "max_position_embeddings", DEFAULT_CONTEXT))
+    base = pick("rope_freq_base", options.rope_freq_base, "rope_theta", None)
+    if not 0 < eps < 1:
+        raise BadInputError(f"RMS epsilon must be between 0 and 1, not {eps}")
+    if ctx <= 0:
+        raise BadInputError(f"context length must be positive, not {ctx}")
+    if base is not None and float(base) <= 0:
+        raise BadInputError(f"rope frequency base must be positive, not {base}")
+    kv = config.get("num_key_value_heads")
+    return Resolved(eps, ctx, None if base is None else float(base), kv if isinstance(kv, int) else None, sources)
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    if not folder.is_dir():
+        raise BadInputError("--metadata-dir is not a directory", folder)
+    path = folder / "config.json"
+    if not path.exists():
+        return {}
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise BadInputError("config.json is implausibly large", path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInputError(f"not valid JSON: {e}", path) from None
+    if not isinstance(data, dict):
+        raise BadInputError("not a JSON object", path)
+    return data

@@ -1,0 +1,232 @@
+"""`ggufkit convert`: GGJT v3 -> GGUF is exact, for every GGJT-era file type, and safe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from gguf.constants import Keys
+
+from ggufkit.formats.gguf_file import read_gguf
+from tests.conftest import GGJT_FTYPES, assert_clean_error
+
+HPARAM_KEYS = [
+    Keys.LLM.CONTEXT_LENGTH, Keys.LLM.EMBEDDING_LENGTH, Keys.LLM.BLOCK_COUNT, Keys.LLM.FEED_FORWARD_LENGTH,
+    Keys.Attention.HEAD_COUNT, Keys.Attention.HEAD_COUNT_KV, Keys.Rope.DIMENSION_COUNT,
+    Keys.Attention.LAYERNORM_RMS_EPS,
+]
+
+
+def _tensor_digests(path):
+    g = read_gguf(path)
+    out = {}
+    with open(path, "rb") as f:
+        for t in g.tensors:
+            f.seek(t.offset)
+            out[t.name] = (t.ggml_type, t.shape, hashlib.sha256(f.read(t.nbytes)).hexdigest())
+    return g, out
+
+
+def _greedy(path, n=12):
+    """Token ids llama.cpp generates greedily from a fixed prompt (in a child, one model per process)."""
+    code = (
+        "import sys, llama_cpp\n"
+        "llm = llama_cpp.Llama(sys.argv[1], n_ctx=128, n_threads=2, verbose=False)\n"
+        "toks = llm.tokenize(b'hello the world')\n"
+        "out = []\n"
+        "for t in llm.generate(toks, temp=0.0, top_k=1):\n"
+        "    out.append(t)\n"
+        "    if len(out) == int(sys.argv[2]): break\n"
+        "print(' '.join(map(str, toks + out)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(path), str(n)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.split()
+
+
+@pytest.mark.parametrize("type_name", GGJT_FTYPES)
+def test_exact_conversion(samples, cli, tmp_path, type_name):
+    src_gguf, legacy = samples.gguf(type_name), samples.ggjt3(type_name)
+    out = tmp_path / "out.gguf"
+    r = cli("convert", legacy, "-o", out, "--eps", "1e-5")
+    assert r.code == 0, r.err
+    (a, ta), (b, tb) = _tensor_digests(src_gguf), _tensor_digests(out)
+    assert ta == tb  # same names, types, shapes (ne0 first) and bytes
+    for key in (Keys.Tokenizer.LIST, Keys.Tokenizer.TOKEN_TYPE, Keys.Tokenizer.BOS_ID, Keys.Tokenizer.EOS_ID,
+                Keys.Tokenizer.UNK_ID, Keys.Tokenizer.MODEL, Keys.General.FILE_TYPE):
+        av, bv = a.kv[key], b.kv[key]
+        assert (list(av) if hasattr(av, "tolist") else av) == (list(bv) if hasattr(bv, "tolist") else bv), key
+    assert list(a.kv[Keys.Tokenizer.SCORES]) == list(b.kv[Keys.Tokenizer.SCORES])
+    for key in HPARAM_KEYS:
+        assert a.kv[key.format(arch="llama")] == b.kv[key.format(arch="llama")], key
+
+
+@pytest.mark.parametrize("type_name", ["f16", "q4_0", "q8_0", "q2_k", "q4_k_m", "q6_k"])
+def test_same_greedy_tokens_as_source(samples, cli, tmp_path, type_name):
+    out = tmp_path / "out.gguf"
+    assert cli("convert", samples.ggjt3(type_name), "-o", out, "--eps", "1e-5").code == 0
+    assert _greedy(out) == _greedy(samples.gguf(type_name))
+
+
+def test_defaults_flags_and_summary(samples, cli, tmp_path):
+    out = tmp_path / "m.gguf"
+    r = cli("convert", samples.ggjt3("q4_0"), "-o", out)
+    assert r.code == 0, r.err
+    assert "rms_norm_eps 5e-06 (default)" in r.out and "context_length 2048 (default)" in r.out
+    g = read_gguf(out)
+    assert g.arch_kv(Keys.Attention.LAYERNORM_RMS_EPS) == 5e-06
+    assert g.arch_kv(Keys.Rope.FREQ_BASE) is None
+    out2 = tmp_path / "m2.gguf"
+    r = cli("convert", samples.ggjt3("q4_0"), "-o", out2, "--eps", "1e-6", "-c", "4096", "--rope-freq-base", "1e6",
+            "--name", "My Model", "--description", "hello", "--json")
+    d = json.loads(r.out)
+    assert d["metadata"]["sources"] == {"eps": "flag", "context_length": "flag", "rope_freq_base": "flag"}
+    g = read_gguf(out2)
+    assert (g.arch_kv(Keys.LLM.CONTEXT_LENGTH), g.arch_kv(Keys.Rope.FREQ_BASE)) == (4096, 1e6)
+    assert g.arch_kv(Keys.Attention.LAYERNORM_RMS_EPS) == 1e-6
+    assert (g.kv[Keys.General.NAME], g.kv[Keys.General.DESCRIPTION]) == ("My Model", "hello")
+
+
+def test_metadata_dir(samples, cli, tmp_path):
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps(
+        {"max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "num_key_value_heads": 4}))
+    (hf / "tokenizer_config.json").write_text(json.dumps(
+        {"chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}", "add_bos_token": True}))
+    out = tmp_path / "m.gguf"
+    r = cli("convert", samples.ggjt3("q4_0"), "-o", out, "--metadata-dir", hf, "-c", "1024")
+    assert r.code == 0, r.err
+    g = read_gguf(out)
+    assert g.arch_kv(Keys.LLM.CONTEXT_LENGTH) == 1024  # the flag wins over config.json
+    assert g.arch_kv(Keys.Attention.LAYERNORM_RMS_EPS) == 1e-5
+    assert g.arch_kv(Keys.Rope.FREQ_BASE) == 500000.0
+    assert g.kv[Keys.Tokenizer.CHAT_TEMPLATE].startswith("{% for m in messages %}")
+    (hf / "config.json").write_text(json.dumps({"num_key_value_heads": 2}))
+    assert_clean_error(cli("convert", samples.ggjt3("q4_0"), "-o", tmp_path / "x.gguf", "--metadata-dir", hf),
+                       2, "KV heads")
+
+
+def test_gqa_inferred_and_overridden(cli, tmp_path):
+    from ggufkit.samples.legacy import export_legacy
+    from ggufkit.samples.model import SampleSpec, write_gguf
+
+    spec = SampleSpec(n_vocab=512, n_embd=256, n_layer=2, n_head=4, n_head_kv=2, n_ff=768)
+    src = tmp_path / "source.gguf"
+    write_gguf(src, spec, f16=True)
+    legacy = tmp_path / "gqa.bin"
+    export_legacy(src, legacy)
+    r = cli("convert", legacy, "--json", "--eps", "1e-5")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metadata"]["head_count_kv"] == 2
+    assert read_gguf(tmp_path / "gqa.gguf").arch_kv(Keys.Attention.HEAD_COUNT_KV) == 2  # written beside the input
+    assert_clean_error(cli("convert", legacy, "-o", tmp_path / "x.gguf", "--gqa", "1"), 2, "shape")
+
+
+def test_default_output_name_and_overwrite(samples, cli, tmp_path):
+    legacy = tmp_path / "llama-2-7b.ggmlv3.q4_0.bin"
+    legacy.write_bytes(samples.ggjt3("q4_0").read_bytes())
+    assert cli("convert", legacy, "-q").code == 0
+    out = tmp_path / "llama-2-7b.q4_0.gguf"
+    before = out.read_bytes()
+    r = cli("convert", legacy, "--eps", "1e-5")
+    assert_clean_error(r, 2, "--force")
+    assert out.read_bytes() == before
+    assert cli("convert", legacy, "--eps", "1e-5", "--force", "-q").code == 0
+    assert out.read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["llama-2-7b.ggmlv3.q4_0.bin", "llama-2-7b.q4_0.gguf"]
+    assert legacy.read_bytes() == samples.ggjt3("q4_0").read_bytes()
+
+
+def test_batch(samples, cli, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for t in ("q4_0", "q5_1", "f16"):
+        (src / f"m-{t}.ggmlv3.bin").write_bytes(samples.ggjt3(t).read_bytes())
+    (src / "notes.txt").write_text("not a model")
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(samples.ggjt3("q8_0").read_bytes()[:50_000])
+    extra = tmp_path / "x.ggmlv3.q6_k.bin"
+    extra.write_bytes(samples.ggjt3("q6_k").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m-q5_1.gguf").write_bytes(b"keep me")
+    r = cli("convert", src, bad, extra, "--out-dir", out, "--jobs", "2", "--json")
+    assert r.code == 1
+    items = {os.path.basename(i["input"]): i for i in json.loads(r.out)}
+    assert {k: v["status"] for k, v in items.items()} == {
+        "m-q4_0.ggmlv3.bin": "converted", "m-q5_1.ggmlv3.bin": "skipped", "m-f16.ggmlv3.bin": "converted",
+        "bad.bin": "failed", "x.ggmlv3.q6_k.bin": "converted",
+    }
+    assert "truncated" in items["bad.bin"]["message"]
+    assert (out / "m-q5_1.gguf").read_bytes() == b"keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["m-f16.gguf", "m-q4_0.gguf", "m-q5_1.gguf", "x.q6_k.gguf"]
+    r = cli("convert", src, "--out-dir", out, "--force")
+    assert r.code == 0, r.err
+    assert "converted" in r.out and "m-q5_1.ggmlv3.bin" in r.out
+    assert read_gguf(out / "m-q5_1.gguf").tensors
+
+
+@pytest.mark.parametrize("container,version,fragment", [
+    ("GGML", None, "GGML"), ("GGMF", 1, "GGMF v1"), ("GGJT", 1, "GGJT v1"), ("GGJT", 2, "GGJT v2")])
+def test_older_legacy_formats_refused(samples, cli, tmp_path, container, version, fragment):
+    r = cli("convert", samples.legacy(container, version), "-o", tmp_path / "x.gguf")
+    assert_clean_error(r, 2, fragment, "GGJT v3")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs(samples, cli, tmp_path):
+    out = tmp_path / "x.gguf"
+    assert_clean_error(cli("convert", samples.gguf("f16"), "-o", out), 2, "already a GGUF")
+    trunc = tmp_path / "t.bin"
+    trunc.write_bytes(samples.ggjt3("q4_0").read_bytes()[:-10])
+    assert_clean_error(cli("convert", trunc, "-o", out), 2, "truncated", str(trunc))
+    assert_clean_error(cli("convert", tmp_path / "missing.bin", "-o", out), 2, "No such file")
+    assert_clean_error(cli("convert", samples.ggjt3("q4_0"), "-o", tmp_path / "nodir" / "x.gguf"), 2, "directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin"]
+
+
+def test_verify(samples, cli, tmp_path):
+    r = cli("convert", samples.ggjt3("q4_k_m"), "-o", tmp_path / "v.gguf", "--verify")
+    assert r.code == 0, r.err
+
+
+def test_killed_mid_write_leaves_no_output(cli, tmp_path):
+    from ggufkit.samples.make import make_sample
+
+    big = tmp_path / "small-f16.bin"
+    make_sample(big, "f16", "ggjt3", "small")
+    out = tmp_path / "out.gguf"
+    proc = subprocess.Popen([sys.executable, "-m", "ggufkit", "convert", str(big), "-o", str(out), "-q"])
+    writing = False
+    deadline = time.time() + 30
+    while not writing and time.time() < deadline and proc.poll() is None:
+        writing = _has_output_open(proc.pid, tmp_path, big)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert writing, "the converter was never seen writing"
+    assert not out.exists()
+    # the next run for the same output sweeps anything the killed one left, and succeeds
+    assert cli("convert", big, "-o", out, "-q").code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gguf", "small-f16.bin"]
+
+
+def _has_output_open(pid, folder, source):
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)) and target != str(source):
+            return True
+    return False
