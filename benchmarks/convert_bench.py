@@ -1,6 +1,7 @@
 """`ggufkit convert` on the small GGJT v3 F16 sample vs `cp` of the same file, same run.
 
-Goal (issue 4): convert <= 2x the time of cp, peak RSS <= 200 MB.
+Goal (issue 4): convert <= 2x the time of cp, peak RSS <= 200 MB. convert fsyncs its output before
+renaming it into place and cp does not, so `cp` + `sync FILE` is reported beside plain `cp`.
 """
 
 from __future__ import annotations
@@ -28,33 +29,37 @@ def _timed(cmd: list[str]) -> tuple[float, int]:
 
 
 def main() -> dict:
-    from ggufkit.samples.make import make_sample
-
     WORK.mkdir(parents=True, exist_ok=True)
     src = WORK / "small-f16.ggmlv3.bin"
-    if not src.exists():
-        make_sample(src, "f16", "ggjt3", "small")
+    if not src.exists():  # made in a child, so this process stays small and its children's RSS is theirs
+        subprocess.run([sys.executable, "-m", "ggufkit", "sample", str(src), "-t", "f16", "--format", "ggjt3",
+                        "--size", "small"], check=True, stdout=subprocess.DEVNULL)
     out = WORK / "convert-out.gguf"
     copy = WORK / "cp-out.bin"
-    conv_t, cp_t, rss = [], [], []
+    conv_t, cp_t, cps_t, rss = [], [], [], []
     for _ in range(REPS):
-        t, _ = _timed(["cp", str(src), str(copy)])
-        cp_t.append(t)
+        cp_t.append(_timed(["cp", str(src), str(copy)])[0])
+        copy.unlink()
+        cps_t.append(_timed(["sh", "-c", f"cp '{src}' '{copy}' && sync '{copy}'"])[0])
+        copy.unlink()
         t, peak = _timed([sys.executable, "-m", "ggufkit", "convert", str(src), "-o", str(out), "--force", "-q"])
         conv_t.append(t)
         rss.append(peak)
-        copy.unlink()
+    med = statistics.median
     result = {
         "input_bytes": src.stat().st_size,
-        "cp_seconds": statistics.median(cp_t),
-        "convert_seconds": statistics.median(conv_t),
-        "ratio": statistics.median(conv_t) / statistics.median(cp_t),
+        "cp_seconds": med(cp_t),
+        "cp_sync_seconds": med(cps_t),
+        "convert_seconds": med(conv_t),
+        "ratio_vs_cp": med(conv_t) / med(cp_t),
+        "ratio_vs_cp_sync": med(conv_t) / med(cps_t),
         "convert_peak_rss_mb": max(rss) / 1e6,
-        "goal": "ratio <= 2.0, peak RSS <= 200 MB",
+        "goal": "ratio_vs_cp <= 2.0, peak RSS <= 200 MB",
     }
-    result["met"] = result["ratio"] <= 2.0 and result["convert_peak_rss_mb"] <= 200
-    print(f"convert: {result['convert_seconds']:.3f} s vs cp {result['cp_seconds']:.3f} s "
-          f"({result['input_bytes'] / 1e6:.0f} MB): ratio {result['ratio']:.2f}x, "
+    result["met"] = result["ratio_vs_cp"] <= 2.0 and result["convert_peak_rss_mb"] <= 200
+    print(f"convert: {result['convert_seconds']:.3f} s vs cp {result['cp_seconds']:.3f} s, cp+sync "
+          f"{result['cp_sync_seconds']:.3f} s ({result['input_bytes'] / 1e6:.0f} MB): "
+          f"{result['ratio_vs_cp']:.2f}x cp, {result['ratio_vs_cp_sync']:.2f}x cp+sync, "
           f"peak RSS {result['convert_peak_rss_mb']:.0f} MB [{'met' if result['met'] else 'MISSED'}]")
     return result
 
