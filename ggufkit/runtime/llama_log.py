@@ -69,3 +69,24 @@ def capture() -> Iterator[Capture]:
     finally:
         n = min(_total[0] - start, len(_recent))
         cap.lines = list(_recent)[len(_recent) - n:] if n else []
+
+
+@contextlib.contextmanager
+def stderr_text() -> Iterator[list[str]]:
+    """Catch what C code writes straight to fd 2 during the block (llama.cpp's grammar parser does)."""
+    import os
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    out: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read(1 << 16).decode("utf-8", "replace"))

@@ -62,17 +62,19 @@ def build_sampler(model, sp: SamplingParams) -> Sampler:
 
     try:
         if sp.grammar is not None:
-            with llama_log.capture() as log:
+            with llama_log.capture() as log, llama_log.stderr_text() as raw:
                 g = L.llama_sampler_init_grammar(model.vocab, sp.grammar.encode(), b"root")
             if not g:
-                raise BadInputError(f"the grammar does not parse{log.reason()}")
+                first = next((ln.strip() for ln in raw[0].splitlines() if ln.strip()), "")
+                why = f": {first.removeprefix('parse: ')}" if first else log.reason()
+                raise BadInputError(f"the grammar does not parse{why}")
             add("grammar", g)
         if sp.repeat_penalty != 1.0 or sp.presence_penalty or sp.frequency_penalty:
             last_n = model.n_ctx if sp.repeat_last_n == -1 else sp.repeat_last_n
             history_n = 0 if sp.grammar is not None else last_n  # a grammar must not see the prompt
             add(f"penalties(last_n={last_n}, repeat={sp.repeat_penalty}, freq={sp.frequency_penalty}, "
                 f"present={sp.presence_penalty})",
-                L.llama_sampler_init_penalties(last_n, sp.repeat_penalty, sp.frequency_penalty, sp.presence_penalty))
+                L.llama_sampler_init_penalties(model.n_vocab, last_n, sp.repeat_penalty, sp.frequency_penalty, sp.presence_penalty))
         if sp.temp <= 0:
             add("greedy", L.llama_sampler_init_greedy())
         elif sp.mirostat == 1:

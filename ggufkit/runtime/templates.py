@@ -9,6 +9,7 @@ instead of quietly rendering as an empty string.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,29 @@ def _render_jinja(t: ChatTemplate, messages: list[Message], add_generation_promp
 
 def fallback() -> ChatTemplate:
     return builtin(FALLBACK_TEMPLATE)
+
+
+def select(name: str | None, file: Path | None, model_source: str | None, bos: str = "", eos: str = "",
+           strict: bool = True, on_notice: Callable[[str], None] | None = None,
+           model_path: Path | None = None) -> ChatTemplate:
+    """--template-file, else --template NAME, else the model's own, else the fallback.
+
+    A broken or hostile model template is an error when `strict`; otherwise a notice and the fallback
+    (an interactive session should still start).
+    """
+    if file is not None:
+        return from_file(file)
+    if name is not None:
+        return builtin(name)
+    if model_source is None:
+        if on_notice:
+            on_notice(f"the model has no chat template; using {FALLBACK_TEMPLATE}")
+        return fallback()
+    try:
+        return from_model(model_source, bos, eos)
+    except BadInputError as e:
+        if strict:
+            raise BadInputError(e.message, model_path) from None
+        if on_notice:
+            on_notice(f"warning: {e.message}; using {FALLBACK_TEMPLATE}")
+        return fallback()

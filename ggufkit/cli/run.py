@@ -1,0 +1,132 @@
+"""`ggufkit run`: one-shot generation (prompt from -p, -f or stdin) and `--interactive` chat."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ggufkit.cli.common import JsonOpt
+from ggufkit.cli.output import notice, print_json
+from ggufkit.errors import BadInputError
+
+_S = "Sampling"
+_L = "Loading"
+_T = "Templates and chat"
+_O = "Output"
+
+
+def run(
+    model: Annotated[Path | None, typer.Argument(help="Model file (GGUF, or legacy GGJT v3: converted once into a cache).", show_default=False)] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="The prompt ('-' reads stdin).", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the prompt from a file.", show_default=False)] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Chat: the conversation stays in the KV cache; /help lists commands.", rich_help_panel=_T)] = False,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", "-n", help="Most tokens to generate (-1: until end of text or full context).", show_default=False)] = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop before this text (repeatable).", show_default=False)] = None,
+    # templates
+    chat: Annotated[bool, typer.Option("--chat", help="One-shot: wrap the prompt in the chat template.", rich_help_panel=_T)] = False,
+    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: llama2 llama3 chatml mistral alpaca vicuna zephyr gemma phi3 raw.", rich_help_panel=_T, show_default=False)] = None,
+    template_file: Annotated[Path | None, typer.Option("--template-file", help="LLMFarm-style format file with {{prompt}} and optional {{system}}.", rich_help_panel=_T, show_default=False)] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System prompt (implies --chat).", rich_help_panel=_T, show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Settings from a TOML file or a built-in preset (flags override it).", rich_help_panel=_T, show_default=False)] = None,
+    list_presets: Annotated[bool, typer.Option("--list-presets", help="List the built-in presets and exit.", rich_help_panel=_T)] = False,
+    # sampling
+    temp: Annotated[float | None, typer.Option("--temp", help="Temperature (0 = greedy). [default: 0.8]", rich_help_panel=_S, show_default=False)] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k (0 = off). [default: 40]", rich_help_panel=_S, show_default=False)] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Top-p (1 = off). [default: 0.95]", rich_help_panel=_S, show_default=False)] = None,
+    min_p: Annotated[float | None, typer.Option("--min-p", help="Min-p (0 = off). [default: 0.05]", rich_help_panel=_S, show_default=False)] = None,
+    typical: Annotated[float | None, typer.Option("--typical", help="Locally typical sampling p (1 = off).", rich_help_panel=_S, show_default=False)] = None,
+    mirostat: Annotated[int | None, typer.Option("--mirostat", help="Mirostat 1 or 2 (0 = off); replaces top-k/p, min-p, typical.", rich_help_panel=_S, show_default=False)] = None,
+    mirostat_tau: Annotated[float | None, typer.Option("--mirostat-tau", help="Mirostat target entropy. [default: 5.0]", rich_help_panel=_S, show_default=False)] = None,
+    mirostat_eta: Annotated[float | None, typer.Option("--mirostat-eta", help="Mirostat learning rate. [default: 0.1]", rich_help_panel=_S, show_default=False)] = None,
+    repeat_penalty: Annotated[float | None, typer.Option("--repeat-penalty", help="Repetition penalty (1 = off).", rich_help_panel=_S, show_default=False)] = None,
+    repeat_last_n: Annotated[int | None, typer.Option("--repeat-last-n", help="Tokens the penalties look back on (-1 = context). [default: 64]", rich_help_panel=_S, show_default=False)] = None,
+    presence_penalty: Annotated[float | None, typer.Option("--presence-penalty", help="Presence penalty (0 = off).", rich_help_panel=_S, show_default=False)] = None,
+    frequency_penalty: Annotated[float | None, typer.Option("--frequency-penalty", help="Frequency penalty (0 = off).", rich_help_panel=_S, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Sampling seed (default: random).", rich_help_panel=_S, show_default=False)] = None,
+    grammar_file: Annotated[Path | None, typer.Option("--grammar-file", help="Constrain output with a GBNF grammar (root rule 'root').", rich_help_panel=_S, show_default=False)] = None,
+    # loading
+    ctx: Annotated[int | None, typer.Option("--ctx", "-c", help="Context length in tokens (0 = the model's). [default: 4096]", rich_help_panel=_L, show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. [default: all cores]", rich_help_panel=_L, show_default=False)] = None,
+    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Prompt batch size. [default: 512]", rich_help_panel=_L, show_default=False)] = None,
+    gpu_layers: Annotated[str | None, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to the GPU: N or 'all'.", rich_help_panel=_L, show_default=False)] = None,
+    no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the model into memory instead of mapping it.", rich_help_panel=_L)] = False,
+    mlock: Annotated[bool, typer.Option("--mlock", help="Lock the model in RAM.", rich_help_panel=_L)] = False,
+    lora: Annotated[Path | None, typer.Option("--lora", help="Apply a LoRA adapter (GGUF).", rich_help_panel=_L, show_default=False)] = None,
+    lora_scale: Annotated[float | None, typer.Option("--lora-scale", help="LoRA scale. [default: 1.0]", rich_help_panel=_L, show_default=False)] = None,
+    # output
+    json_: JsonOpt = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Timings on stderr.", rich_help_panel=_O)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Timings, sampler chain and template on stderr.", rich_help_panel=_O)] = False,
+    verbose_llama: Annotated[bool, typer.Option("--verbose-llama", help="Show llama.cpp's own log on stderr.", rich_help_panel=_O)] = False,
+) -> int:
+    """Generate text: stream the reply to a prompt, or chat with --interactive.
+
+    Only generated text goes to stdout. One-shot mode sends the prompt as is, unless --chat, --template,
+    --template-file or --system asks for the chat format. Presets: --list-presets.
+    """
+    if list_presets:
+        _print_presets(json_)
+        return 0
+    if model is None:
+        raise BadInputError("missing MODEL (see ggufkit run --help)")
+    from ggufkit.runtime import abort, llama_log, presets, settings as st
+
+    flags: dict[str, Any] = {
+        "max_tokens": max_tokens, "stop": tuple(stop or ()), "template": template,
+        "template_file": None if template_file is None else str(template_file), "system": system,
+        "temp": temp, "top_k": top_k, "top_p": top_p, "min_p": min_p, "typical": typical, "mirostat": mirostat,
+        "mirostat_tau": mirostat_tau, "mirostat_eta": mirostat_eta, "repeat_penalty": repeat_penalty,
+        "repeat_last_n": repeat_last_n, "presence_penalty": presence_penalty,
+        "frequency_penalty": frequency_penalty, "seed": seed,
+        "grammar_file": None if grammar_file is None else str(grammar_file), "ctx": ctx, "threads": threads,
+        "batch": batch, "gpu_layers": gpu_layers, "mmap": False if no_mmap else None, "mlock": mlock or None,
+        "lora": None if lora is None else str(lora), "lora_scale": lora_scale, "chat": chat or None,
+    }
+    merged = st.merge(presets.load_preset(preset) if preset else {}, flags)
+    text = None if interactive and prompt is None and file is None else _read_prompt(prompt, file, interactive)
+
+    from ggufkit.runtime.prepare import prepare_model
+
+    prepared = prepare_model(model, notice)
+    settings = st.build(merged, prepared.path)
+    abort.install(model)
+    if verbose_llama:
+        llama_log.echo_to(lambda line: sys.stderr.write(line + "\n"))
+
+    from ggufkit.cli import run_session
+
+    return run_session.run(prepared, settings, merged, text, interactive=interactive, json_out=json_,
+                           stats=stats or verbose, verbose=verbose)
+
+
+def _read_prompt(prompt: str | None, file: Path | None, interactive: bool) -> str:
+    if prompt is not None and file is not None:
+        raise BadInputError("give the prompt with -p or -f, not both")
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise BadInputError(f"cannot read prompt: {e.strerror}", file) from None
+        except UnicodeDecodeError:
+            raise BadInputError("prompt file is not UTF-8 text", file) from None
+    if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
+        if interactive:
+            raise BadInputError("with --interactive, stdin carries the chat turns: give the first with -p TEXT")
+        return sys.stdin.read()
+    if prompt is None:
+        raise BadInputError("no prompt: give -p TEXT, -f FILE, pipe it on stdin, or chat with -i")
+    return prompt
+
+
+def _print_presets(json_out: bool) -> None:
+    from ggufkit.runtime.presets import BUILTIN_PRESETS, DESCRIPTIONS
+
+    if json_out:
+        print_json(BUILTIN_PRESETS)
+        return
+    for name, values in BUILTIN_PRESETS.items():
+        settings = " ".join(f"{k}={v}" for k, v in values.items())
+        sys.stdout.write(f"{name:<10} {DESCRIPTIONS.get(name, ''):<40} {settings}\n")

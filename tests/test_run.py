@@ -1,0 +1,206 @@
+"""`ggufkit run` one-shot: prompt sources, greedy parity with llama-cpp-python, seeds, stops, JSON, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import assert_clean_error
+
+
+@pytest.fixture(scope="module")
+def model(samples):
+    return samples.gguf("q4_k_m")
+
+
+def _json(r):
+    assert r.code == 0, r.err
+    return json.loads(r.out)
+
+
+def test_prompt_from_argument_streams_only_text(cli, model):
+    r = cli("run", model, "-p", "hello the world", "-n", "12", "--temp", "0", "--json")
+    doc = _json(r)
+    assert doc["generated_tokens"] == 12 and doc["stop_reason"] == "length"
+    plain = cli("run", model, "-p", "hello the world", "-n", "12", "--temp", "0")
+    assert plain.code == 0 and plain.err == ""  # nothing but the generated text, anywhere
+    assert plain.out == doc["text"] and plain.out
+
+
+def test_prompt_from_file_and_stdin_match_argument(cli, model, tmp_path):
+    args = ("-n", "10", "--temp", "0", "--json")
+    ref = _json(cli("run", model, "-p", "hello the world", *args))
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("hello the world")
+    from_file = _json(cli("run", model, "-f", prompt, *args))
+    from_dash = _json(cli("run", model, "-p", "-", *args, stdin="hello the world"))
+    from_pipe = _json(cli("run", model, *args, stdin="hello the world"))
+    for doc in (from_file, from_dash, from_pipe):
+        assert doc["generated_ids"] == ref["generated_ids"]
+        assert doc["prompt_tokens"] == ref["prompt_tokens"]
+
+
+def test_greedy_matches_llama_cpp_python(cli, model):
+    """--temp 0 produces exactly llama-cpp-python's own greedy tokens for the same prompt."""
+    import llama_cpp
+
+    n = 40
+    doc = _json(cli("run", model, "-p", "hello the world", "-n", str(n), "--temp", "0", "--ctx", "512",
+                    "--threads", "2", "--json"))
+    # our context leaves flash attention on llama.cpp's "auto", which is on for the CPU backend
+    llm = llama_cpp.Llama(str(model), n_ctx=512, n_batch=512, n_threads=2, n_threads_batch=2, flash_attn=True,
+                          verbose=False)
+    ref = []
+    for tok in llm.generate(llm.tokenize(b"hello the world"), temp=0.0, repeat_penalty=1.0):
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok) or len(ref) == n:
+            break
+        ref.append(tok)
+    assert doc["generated_ids"] == ref
+    assert doc["text"] == llm.detokenize(ref).decode("utf-8", "replace")
+    assert doc["prompt_tokens"] == len(llm.tokenize(b"hello the world"))
+
+
+def test_seed_reproducible_and_seeds_differ(cli, model):
+    args = ("run", model, "-p", "hello", "-n", "24", "--temp", "1.5", "--top-k", "0", "--top-p", "1",
+            "--min-p", "0", "--json")
+    a = _json(cli(*args, "--seed", "7"))
+    b = _json(cli(*args, "--seed", "7"))
+    c = _json(cli(*args, "--seed", "8"))
+    assert a["generated_ids"] == b["generated_ids"]
+    assert a["generated_ids"] != c["generated_ids"]
+
+
+def test_stop_string_cuts_output_before_it(cli, model):
+    base = _json(cli("run", model, "-p", "hello the world", "-n", "40", "--temp", "0", "--json"))
+    text = base["text"]
+    stop = text[len(text) // 2: len(text) // 2 + 3]
+    assert len(stop.strip()) >= 2
+    r = cli("run", model, "-p", "hello the world", "-n", "40", "--temp", "0", "--stop", stop, "--stop", "zzzz")
+    assert r.code == 0
+    assert r.out == text[: text.index(stop)]
+    doc = _json(cli("run", model, "-p", "hello the world", "-n", "40", "--temp", "0", "--stop", stop, "--json"))
+    assert doc["stop_reason"] == "stop" and doc["text"] == r.out
+
+
+def test_json_has_counts_and_timings(cli, model):
+    doc = _json(cli("run", model, "-p", "hello", "-n", "5", "--seed", "1", "--json"))
+    assert set(doc) >= {"text", "stop_reason", "prompt_tokens", "generated_tokens", "timings"}
+    assert doc["prompt_tokens"] == 2 and doc["generated_tokens"] == 5
+    t = doc["timings"]
+    assert t["load_ms"] > 0 and t["prompt_ms"] > 0 and t["generation_ms"] > 0
+    assert t["generation_tokens_per_s"] > 0
+
+
+def test_stats_go_to_stderr(cli, model):
+    r = cli("run", model, "-p", "hello", "-n", "6", "--temp", "0", "--stats")
+    assert r.code == 0
+    assert "generated 6 tokens" in r.err and "t/s" in r.err and "load" in r.err
+    assert "t/s" not in r.out
+
+
+def test_every_sampling_flag_reaches_the_chain(cli, model, tmp_path):
+    grammar = tmp_path / "yes.gbnf"
+    grammar.write_text('root ::= ("yes" | "no") " " root | "."\n')
+    r = cli("run", model, "-p", "hello", "-n", "8", "-v", "--seed", "5", "--top-k", "17", "--top-p", "0.83",
+            "--min-p", "0.07", "--typical", "0.91", "--temp", "0.55", "--repeat-penalty", "1.3",
+            "--repeat-last-n", "33", "--presence-penalty", "0.4", "--frequency-penalty", "0.2",
+            "--grammar-file", grammar)
+    assert r.code == 0, r.err
+    chain = next(line for line in r.err.splitlines() if "sampler:" in line)
+    for part in ("grammar", "top_k(17)", "top_p(0.83)", "min_p(0.07)", "typical(0.91)", "temp(0.55)",
+                 "repeat=1.3", "last_n=33", "present=0.4", "freq=0.2", "dist(seed=5)"):
+        assert part in chain, (part, chain)
+    assert set(r.out.replace("yes", "").replace("no", "").replace(" ", "").replace(".", "")) == set()
+    for n, name in (("1", "mirostat(tau=3.0, eta=0.2)"), ("2", "mirostat_v2(tau=3.0, eta=0.2)")):
+        r = cli("run", model, "-p", "hello", "-n", "4", "-v", "--mirostat", n, "--mirostat-tau", "3",
+                "--mirostat-eta", "0.2")
+        assert r.code == 0 and name in r.err, r.err
+
+
+def test_gpu_layers_on_cpu_build_warns_once_and_runs(cli, model):
+    r = cli("run", model, "-p", "hello", "-n", "4", "--temp", "0", "-ngl", "all")
+    assert r.code == 0 and r.out
+    assert r.err.count("no GPU support") == 1
+
+
+def test_mmap_and_mlock_flags_run(cli, model):
+    a = _json(cli("run", model, "-p", "hello", "-n", "6", "--temp", "0", "--json"))
+    b = _json(cli("run", model, "-p", "hello", "-n", "6", "--temp", "0", "--json", "--no-mmap", "--mlock"))
+    assert a["generated_ids"] == b["generated_ids"]
+
+
+def test_legacy_ggjt3_is_converted_with_notice(cli, samples, tmp_path, monkeypatch):
+    monkeypatch.setenv("GGUFKIT_CACHE", str(tmp_path / "cache"))
+    legacy = samples.ggjt3("q4_0")
+    first = cli("run", legacy, "-p", "hello", "-n", "6", "--temp", "0")
+    assert first.code == 0, first.err
+    assert "converting" in first.err and first.err.count("\n") == 1
+    again = cli("run", legacy, "-p", "hello", "-n", "6", "--temp", "0")
+    assert again.code == 0 and again.err == "" and again.out == first.out
+
+
+def test_verbose_llama_shows_the_log(cli, model):
+    r = cli("run", model, "-p", "hello", "-n", "2", "--verbose-llama")
+    assert r.code == 0 and "llama_" in r.err
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "not-a-model", "directory"])
+def test_bad_model_files(cli, model, tmp_path, case):
+    path = tmp_path / "m.gguf"
+    if case == "truncated":
+        path.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    elif case == "not-a-model":
+        path.write_text("this is not a model at all")
+    elif case == "directory":
+        path.mkdir()
+    r = cli("run", path, "-p", "hello")
+    assert_clean_error(r, 2, str(path))
+
+
+def test_prompt_longer_than_context(cli, model):
+    r = cli("run", model, "-p", "hello " * 400, "--ctx", "256")
+    assert_clean_error(r, 2, "context holds 256")
+
+
+def test_usage_errors(cli, model, tmp_path):
+    assert_clean_error(cli("run", model, "-p", "x", "-f", tmp_path / "p.txt"), 2, "not both")
+    assert_clean_error(cli("run", model, "-f", tmp_path / "none.txt"), 2, "none.txt")
+    assert_clean_error(cli("run", model, "-p", "x", "--top-p", "1.5"), 2, "top_p")
+    assert_clean_error(cli("run", model, "-p", "x", "--mirostat", "3"), 2, "mirostat")
+    assert_clean_error(cli("run", model, "-p", "x", "-ngl", "lots"), 2, "gpu-layers")
+    assert_clean_error(cli("run", "-p", "x"), 2, "MODEL")
+    bad = tmp_path / "bad.gbnf"
+    bad.write_text("root ::= (")
+    assert_clean_error(cli("run", model, "-p", "x", "--grammar-file", bad), 2, "grammar", str(bad))
+    assert_clean_error(cli("run", model, "-p", "x", "--lora", tmp_path / "nope.gguf"), 2, "LoRA")
+
+
+def test_model_llama_cpp_refuses(cli, tmp_path):
+    """A well-formed GGUF that llama.cpp cannot run: one line, exit 1."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    path = tmp_path / "odd.gguf"
+    w = GGUFWriter(str(path), "nosucharch")
+    w.add_token_list(["a", "b"])
+    w.add_tensor("x", np.zeros(4, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert_clean_error(cli("run", path, "-p", "hello"), 1, str(path), "could not load")
+
+
+def test_abort_inside_ggml_reaches_the_user(tmp_path):
+    """A GGML_ASSERT still ends with one clear line: the callback ggufkit registers with ggml."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes; from ggufkit.runtime import abort; assert abort.install('model.gguf'); "
+        "lib = abort._ggml_base(); lib.ggml_abort(b'ggml.c', 1, b'GGML_ASSERT(%s) failed', b'x > 0')"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "ggufkit: error: model.gguf: llama.cpp aborted: ggml.c:1: GGML_ASSERT(x > 0) failed" in p.stderr
