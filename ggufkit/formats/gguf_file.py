@@ -15,6 +15,7 @@ import numpy as np
 from gguf.constants import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUFValueType, Keys
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.consistency import check_consistency
 from ggufkit.formats.cursor import Cursor
 from ggufkit.formats.types import tensor_nbytes, type_name
 
@@ -135,6 +136,7 @@ class _Parser:
         raw = [self.tensor_info(i) for i in range(n_tensors)]
         g.data_offset = cur.pos + (-cur.pos % g.alignment)
         g.tensors = self.place(raw, g)
+        check_consistency(g)
         return g
 
     def value_type(self, what: str) -> GGUFValueType:
