@@ -1,0 +1,58 @@
+"""Child-process side of one bench configuration (`python -m ggufkit.bench.child`): load, time, report.
+
+Its own process, started by exec, so load time is a cold llama.cpp load in this interpreter and the
+peak RSS (VmHWM, reset by exec) is this configuration's alone.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ggufkit.runtime.child import child_main
+
+
+def rss_bytes(key: str = "VmHWM") -> int:
+    """Peak (VmHWM) or current (VmRSS) resident set of this process, in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
+
+
+def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    from ggufkit.bench.measure import Bencher
+    from ggufkit.runtime.model import load
+    from ggufkit.runtime.params import LoadParams
+
+    base = rss_bytes("VmRSS")
+    emit({"event": "progress", "stage": "load"})
+    params = LoadParams(path=Path(req["path"]), n_ctx=req["n_ctx"], n_threads=req["threads"], n_batch=req["batch"],
+                        n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"])
+    result: dict[str, Any] = {"base_rss_bytes": base}
+    with load(params) as model:
+        result["load_ms"] = model.load_ms
+        result["warnings"] = model.warnings
+        bench = Bencher(model)
+        reps = req["reps"]
+        for name, test, n, warm in (("pp", bench.prompt, req["n_prompt"], None), ("tg", bench.generate, req["n_gen"], 1)):
+            if n <= 0:
+                continue
+            emit({"event": "progress", "stage": f"{name} warm-up"})
+            speed = bench.measure(test, n, reps, warmup_tokens=warm,
+                                  on_rep=lambda i, name=name: emit({"event": "progress", "stage": name, "rep": i, "reps": reps}))
+            result[name] = {"tokens": n, "samples_ns": speed.samples_ns, "mean": speed.mean, "sd": speed.sd}
+    result["peak_rss_bytes"] = rss_bytes()
+    return result
+
+
+if __name__ == "__main__":
+    child_main(work)

@@ -1,0 +1,169 @@
+"""`run_bench`: every configuration of every model, each measured in a fresh child process.
+
+The models are validated (and legacy GGJT v3 converted) up front, so bad input stops the run before any
+measurement; a configuration that llama.cpp refuses or dies on becomes an error row and the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ggufkit.bench.machine import Build, Machine, Software, llama_build, machine, software
+from ggufkit.bench.options import BenchOptions, Config, expand
+from ggufkit.errors import GgufkitError
+
+SCHEMA_VERSION = 1
+MIB = 1 << 20
+
+
+@dataclass
+class ModelInfo:
+    model: str  # the file name, what a baseline matches on
+    path: str  # as the user gave it
+    gguf: Path  # what llama.cpp opens (a cached conversion for GGJT v3)
+    architecture: str | None
+    file_type: str | None
+    size_bytes: int
+    parameters: int
+
+
+@dataclass
+class Row:
+    model: str
+    path: str
+    architecture: str | None
+    file_type: str | None
+    size_bytes: int
+    parameters: int
+    backend: str  # "CPU", or the build's GPU backend ("CUDA", "Metal", "Vulkan"...) for offloaded rows
+    gpu_layers: int  # 0 = none, -1 = all
+    mmap: bool
+    threads: int
+    batch: int
+    ctx: int
+    n_prompt: int
+    n_gen: int
+    repetitions: int
+    load_ms: float | None = None
+    peak_rss_mib: float | None = None
+    pp_tps: float | None = None
+    pp_sd: float | None = None
+    tg_tps: float | None = None
+    tg_sd: float | None = None
+    pp_samples_ns: list[int] = field(default_factory=list)
+    tg_samples_ns: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What makes two rows comparable across runs."""
+        return (self.model, self.gpu_layers, self.mmap, self.threads, self.batch, self.ctx, self.n_prompt, self.n_gen)
+
+    def label(self) -> str:
+        gpu = "cpu" if self.gpu_layers == 0 else f"gpu {'all' if self.gpu_layers < 0 else self.gpu_layers}"
+        return f"{self.model} {gpu} mmap {'on' if self.mmap else 'off'} t{self.threads} b{self.batch}"
+
+
+@dataclass
+class BenchRun:
+    machine: Machine
+    software: Software
+    settings: dict[str, Any]
+    rows: list[Row]
+    started: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Row]:
+        return [r for r in self.rows if r.error]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "started": self.started, "seconds": round(self.seconds, 3),
+            "machine": asdict(self.machine), "software": asdict(self.software), "settings": self.settings,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+@dataclass
+class Progress:
+    index: int  # 1-based configuration number
+    total: int
+    label: str
+    stage: str  # "load", "pp warm-up", "pp", "tg warm-up", "tg", "done", "failed"
+    rep: int = 0
+    reps: int = 0
+
+
+def inspect_models(paths: list[Path], on_notice: Callable[[str], None] | None = None) -> list[ModelInfo]:
+    from ggufkit.formats.summary import summarize
+    from ggufkit.runtime.prepare import prepare_model
+
+    infos = []
+    for p in paths:
+        prepared = prepare_model(p, on_notice)
+        s = summarize(prepared.path)
+        infos.append(ModelInfo(p.name, str(p), prepared.path, s.architecture, s.file_type, s.file_size, s.parameters))
+    return infos
+
+
+def run_bench(opts: BenchOptions, on_progress: Callable[[Progress], None] | None = None,
+              on_notice: Callable[[str], None] | None = None, build: Build | None = None) -> BenchRun:
+    opts.check()
+    build = build or llama_build()
+    configs, gpu_notice = expand(opts, build.gpu_offload)
+    models = inspect_models(opts.models, on_notice)
+    if gpu_notice and on_notice is not None:
+        on_notice(gpu_notice)
+    started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
+    rows = []
+    for i, cfg in enumerate(configs, 1):
+        row = _row(models[cfg.model_index], cfg, opts, build)
+        report = (lambda stage, rep=0, reps=0, i=i, label=row.label():
+                  on_progress(Progress(i, len(configs), label, stage, rep, reps)) if on_progress else None)
+        _measure(row, models[cfg.model_index], cfg, opts, report)
+        report("failed" if row.error else "done")
+        rows.append(row)
+    settings = {"n_prompt": opts.n_prompt, "n_gen": opts.n_gen, "repetitions": opts.repetitions, "mmap": opts.mmap,
+                "gpu": opts.gpu, "gpu_layers": opts.gpu_layers, "threads": opts.threads, "batch": opts.batch,
+                "ctx": opts.n_ctx}
+    return BenchRun(machine(build), software(build), settings, rows, started, time.perf_counter() - t0)
+
+
+def _row(m: ModelInfo, cfg: Config, opts: BenchOptions, build: Build) -> Row:
+    return Row(
+        model=m.model, path=m.path, architecture=m.architecture, file_type=m.file_type, size_bytes=m.size_bytes,
+        parameters=m.parameters, backend="CPU" if cfg.gpu_layers == 0 else build.gpu_backend,
+        gpu_layers=cfg.gpu_layers, mmap=cfg.mmap, threads=cfg.threads, batch=cfg.batch, ctx=opts.n_ctx,
+        n_prompt=opts.n_prompt, n_gen=opts.n_gen, repetitions=opts.repetitions,
+    )
+
+
+def _measure(row: Row, m: ModelInfo, cfg: Config, opts: BenchOptions, report: Callable[..., None]) -> None:
+    from ggufkit.runtime.child import run_child
+
+    request = {"path": str(m.gguf), "n_ctx": opts.n_ctx, "threads": cfg.threads, "batch": cfg.batch,
+               "gpu_layers": cfg.gpu_layers, "mmap": cfg.mmap, "n_prompt": opts.n_prompt, "n_gen": opts.n_gen,
+               "reps": opts.repetitions}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "progress":
+            report(event.get("stage", ""), event.get("rep", 0), event.get("reps", 0))
+
+    try:
+        result = run_child("ggufkit.bench.child", request, on_event, m.path)
+    except GgufkitError as e:
+        row.error = e.message
+        return
+    row.load_ms = round(result["load_ms"], 2)
+    row.peak_rss_mib = round(result["peak_rss_bytes"] / MIB, 1)
+    for name in ("pp", "tg"):
+        if name in result:
+            speed = result[name]
+            setattr(row, f"{name}_tps", speed["mean"])
+            setattr(row, f"{name}_sd", speed["sd"])
+            setattr(row, f"{name}_samples_ns", speed["samples_ns"])

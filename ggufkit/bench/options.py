@@ -1,0 +1,103 @@
+"""What a bench run measures: the user's choices, checked, and expanded into one Config per matrix cell."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ggufkit.errors import BadInputError
+from ggufkit.runtime.params import default_threads
+
+SWITCH_VALUES = ("on", "off", "both")
+GPU_VALUES = ("auto", *SWITCH_VALUES)
+ALL_LAYERS = -1  # llama.cpp's "offload every layer" (LoadParams.n_gpu_layers)
+GPU_INSTALL_ADVICE = (
+    "this llama-cpp-python build has no GPU backend (llama_supports_gpu_offload() is false); "
+    "install a GPU build with `GGUFKIT_GPU=cuda make install` (or metal, vulkan, hip)")
+
+
+@dataclass
+class BenchOptions:
+    models: list[Path]
+    n_prompt: int = 512
+    n_gen: int = 128
+    repetitions: int = 5
+    mmap: str = "on"
+    gpu: str = "auto"
+    gpu_layers: int = ALL_LAYERS  # used by the GPU rows; 0 < N offloads the first N layers
+    threads: list[int] = field(default_factory=lambda: [default_threads()])
+    batch: list[int] = field(default_factory=lambda: [512])
+    ctx: int = 0  # 0 = n_prompt + n_gen, as llama-bench sizes its context
+
+    def check(self) -> BenchOptions:
+        if not self.models:
+            raise BadInputError("no model file given")
+        for name, v, low in (("-p/--n-prompt", self.n_prompt, 0), ("-n/--n-gen", self.n_gen, 0),
+                             ("-r/--repetitions", self.repetitions, 1), ("--ctx", self.ctx, 0)):
+            if v < low:
+                raise BadInputError(f"{name} must be >= {low}, not {v}")
+        if self.n_prompt == 0 and self.n_gen == 0:
+            raise BadInputError("-p 0 and -n 0 leave nothing to measure")
+        if self.mmap not in SWITCH_VALUES:
+            raise BadInputError(f"--mmap must be one of {', '.join(SWITCH_VALUES)}, not {self.mmap!r}")
+        if self.gpu not in GPU_VALUES:
+            raise BadInputError(f"--gpu must be one of {', '.join(GPU_VALUES)}, not {self.gpu!r}")
+        if self.gpu_layers == 0 or self.gpu_layers < ALL_LAYERS:
+            raise BadInputError(f"--gpu-layers must be >= 1 (or -1 for all; --gpu off for none), not {self.gpu_layers}")
+        if self.ctx and self.ctx < self.n_prompt + self.n_gen:
+            raise BadInputError(f"--ctx {self.ctx} cannot hold -p {self.n_prompt} + -n {self.n_gen} tokens")
+        return self
+
+    @property
+    def n_ctx(self) -> int:
+        return self.ctx or self.n_prompt + self.n_gen
+
+
+def parse_int_list(text: str, name: str, minimum: int = 1) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; duplicates dropped, order kept; every value >= minimum."""
+    values: list[int] = []
+    for part in text.split(","):
+        try:
+            v = int(part.strip())
+        except ValueError:
+            raise BadInputError(f"{name}: {text!r} is not a comma-separated list of integers") from None
+        if v < minimum:
+            raise BadInputError(f"{name}: every value must be >= {minimum}, not {v}")
+        if v not in values:
+            values.append(v)
+    return values
+
+
+@dataclass(frozen=True)
+class Config:
+    """One matrix cell: one model opened one way."""
+
+    model_index: int
+    gpu_layers: int  # 0 = CPU only, -1 = all
+    mmap: bool
+    threads: int
+    batch: int
+
+
+def expand(opts: BenchOptions, gpu_available: bool) -> tuple[list[Config], str | None]:
+    """Every combination, models outermost; plus a notice when GPU rows were asked for but cannot run.
+
+    Raises BadInputError when only GPU rows were asked for on a build without GPU support.
+    """
+    notice = None
+    if opts.gpu == "auto":
+        gpus = [True] if gpu_available else [False]
+    else:
+        gpus = {"on": [True], "off": [False], "both": [False, True]}[opts.gpu]
+    if True in gpus and not gpu_available:
+        if gpus == [True]:
+            raise BadInputError(f"--gpu on: {GPU_INSTALL_ADVICE}")
+        gpus = [False]
+        notice = f"GPU rows skipped: {GPU_INSTALL_ADVICE}"
+    mmaps = {"on": [True], "off": [False], "both": [True, False]}[opts.mmap]
+    configs = [
+        Config(m, opts.gpu_layers if gpu else 0, mmap, t, b)
+        for m, gpu, mmap, t, b in itertools.product(range(len(opts.models)), gpus, mmaps, opts.threads, opts.batch)
+    ]
+    return configs, notice
