@@ -1,0 +1,165 @@
+"""Hand-crafted hostile model files, each named for what it breaks.
+
+Every builder takes the tiny F16 sample (GGUF and GGJT v3 bytes) and returns the bytes of one
+malicious or malformed file. Together they cover what the bounded readers must check before any
+count, length or offset is trusted.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gguf.constants import GGUFValueType as V
+
+from tests.hostile.gguf_raw import RawGguf
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    breaks: str
+    build: Callable[[RawGguf, bytes], bytes]  # (parsed GGUF sample, GGJT v3 sample bytes) -> file bytes
+
+
+def _patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    b = bytearray(data)
+    struct.pack_into(fmt, b, offset, value)
+    return bytes(b)
+
+
+def _g(mutate: Callable[[RawGguf], None]) -> Callable[[RawGguf, bytes], bytes]:
+    def build(raw: RawGguf, _legacy: bytes) -> bytes:
+        r = RawGguf(list(raw.kv), [type(t)(t.name, list(t.dims), t.type, t.offset) for t in raw.tensors],
+                    raw.data, raw.version, raw.alignment)
+        mutate(r)
+        return r.to_bytes()
+    return build
+
+
+def _tensor(r: RawGguf, name: str):
+    return next(t for t in r.tensors if t.name == name)
+
+
+def _legacy_field(offset: int, fmt: str, value: int) -> Callable[[RawGguf, bytes], bytes]:
+    return lambda _raw, legacy: _patch(legacy, offset, fmt, value)
+
+
+def _legacy_first_tensor(legacy: bytes) -> int:
+    """Offset of the first tensor record of the GGJT sample (after magic, version, hparams, vocab)."""
+    n_vocab = struct.unpack_from("<I", legacy, 8)[0]
+    pos = 36
+    for _ in range(n_vocab):
+        pos += 4 + struct.unpack_from("<I", legacy, pos)[0] + 4
+    return pos
+
+
+def _legacy_tensor_field(index: int, fmt: str, value: int) -> Callable[[RawGguf, bytes], bytes]:
+    return lambda _raw, legacy: _patch(legacy, _legacy_first_tensor(legacy) + index, fmt, value)
+
+
+def _set_kv(key: str, vtype: int, value, sub=None) -> Callable[[RawGguf], None]:
+    return lambda r: r.set(key, vtype, value, sub)
+
+
+def _dims(name: str, dims: list[int]) -> Callable[[RawGguf], None]:
+    def f(r: RawGguf) -> None:
+        _tensor(r, name).dims = dims
+    return f
+
+
+def _ttype(name: str, t: int) -> Callable[[RawGguf], None]:
+    def f(r: RawGguf) -> None:
+        _tensor(r, name).type = t
+    return f
+
+
+def _offset(name: str, off: int | Callable[[RawGguf], int]) -> Callable[[RawGguf], None]:
+    def f(r: RawGguf) -> None:
+        _tensor(r, name).offset = off(r) if callable(off) else off
+    return f
+
+
+def _dup_tensor(r: RawGguf) -> None:
+    r.tensors[1].name = r.tensors[0].name
+
+
+def _dup_key(r: RawGguf) -> None:
+    r.kv.append(r.kv[1])
+
+
+def _nested(depth: int) -> Callable[[RawGguf], None]:
+    def f(r: RawGguf) -> None:
+        value = struct.pack("<IQB", V.UINT8, 1, 7)  # innermost: an array of one u8
+        for _ in range(depth - 1):
+            value = struct.pack("<IQ", V.ARRAY, 1) + value
+        r.set("evil.nested", V.ARRAY, value)  # pre-encoded: an array of arrays of ... of u8
+    return f
+
+
+def _truncate(n: int) -> Callable[[RawGguf, bytes], bytes]:
+    return lambda raw, _legacy: raw.to_bytes()[:n]
+
+
+def _cut_tail(n: int) -> Callable[[RawGguf, bytes], bytes]:
+    return lambda raw, _legacy: raw.to_bytes()[:-n]
+
+
+def _tokens_minus_one(r: RawGguf) -> None:
+    for key, sub in (("tokenizer.ggml.tokens", V.STRING), ("tokenizer.ggml.scores", V.FLOAT32),
+                     ("tokenizer.ggml.token_type", V.INT32)):
+        r.set(key, V.ARRAY, r.get(key)[:-1], sub)
+
+
+def _drop_layer(r: RawGguf) -> None:
+    r.set("llama.block_count", V.UINT32, 1)
+
+
+CASES: tuple[Case, ...] = (
+    Case("gguf-bad-magic", "magic", lambda raw, _l: b"GGUX" + raw.to_bytes()[4:]),
+    Case("gguf-version-99", "version", lambda raw, _l: _patch(raw.to_bytes(), 4, "<I", 99)),
+    Case("gguf-big-endian", "byte order", lambda raw, _l: _patch(raw.to_bytes(), 4, ">I", 3)),
+    Case("gguf-2^40-tensors", "tensor count vs file size", lambda raw, _l: _patch(raw.to_bytes(), 8, "<Q", 1 << 40)),
+    Case("gguf-2^40-keys", "key/value count vs file size", lambda raw, _l: _patch(raw.to_bytes(), 16, "<Q", 1 << 40)),
+    Case("gguf-2^60-key-length", "string length", lambda raw, _l: _patch(raw.to_bytes(), 24, "<Q", 1 << 60)),
+    Case("gguf-2^60-string-value", "string value length", lambda raw, _l: _patch(
+        raw.to_bytes(), _find_value_offset(raw, "general.name"), "<Q", 1 << 60)),
+    Case("gguf-2^40-array-items", "array length", lambda raw, _l: _patch(
+        raw.to_bytes(), _find_value_offset(raw, "tokenizer.ggml.tokens") + 4, "<Q", 1 << 40)),
+    Case("gguf-nested-arrays", "array nesting depth", _g(_nested(12))),
+    Case("gguf-value-type-99", "value type", lambda raw, _l: _patch(
+        raw.to_bytes(), _find_value_offset(raw, "general.name") - 4, "<I", 99)),
+    Case("gguf-9-dims", "tensor dimension count", _g(_dims("output_norm.weight", [256, 1, 1, 1, 1, 1, 1, 1, 1]))),
+    Case("gguf-zero-dim", "tensor dimension 0", _g(_dims("output_norm.weight", [0]))),
+    Case("gguf-dims-overflow", "element count overflow", _g(_dims("output.weight", [1 << 32, 1 << 32, 1 << 32, 16]))),
+    Case("gguf-tensor-type-99", "tensor type", _g(_ttype("output.weight", 99))),
+    Case("gguf-misaligned-offset", "data offset alignment", _g(_offset("output.weight", lambda r: _tensor(r, "output.weight").offset + 3))),
+    Case("gguf-offset-past-end", "data offset inside the file", _g(_offset("output.weight", 1 << 50))),
+    Case("gguf-overlapping-tensors", "tensors sharing bytes", _g(_offset("output.weight", lambda r: _tensor(r, "token_embd.weight").offset))),
+    Case("gguf-duplicate-tensor", "tensor names unique", _g(_dup_tensor)),
+    Case("gguf-duplicate-key", "keys unique", _g(_dup_key)),
+    Case("gguf-alignment-3", "general.alignment a power of two", _g(_set_kv("general.alignment", V.UINT32, 3))),
+    Case("gguf-vocab-vs-embedding", "vocabulary size = embedding rows", _g(_tokens_minus_one)),
+    Case("gguf-bos-out-of-range", "special token ids inside the vocabulary", _g(_set_kv("tokenizer.ggml.bos_token_id", V.UINT32, 70000))),
+    Case("gguf-heads-dont-divide", "head_count divides embedding_length", _g(_set_kv("llama.attention.head_count", V.UINT32, 3))),
+    Case("gguf-layers-missing", "block_count matches the layers present", _g(_drop_layer)),
+    Case("gguf-truncated-data", "tensor data inside the file", _cut_tail(1000)),
+    Case("gguf-truncated-header", "header complete", _truncate(300)),
+    Case("ggjt-2^31-vocab", "vocabulary size", _legacy_field(8, "<I", 1 << 31)),
+    Case("ggjt-2^31-token-length", "token length", _legacy_field(36, "<I", 1 << 31)),
+    Case("ggjt-0-dims", "tensor dimension count", _legacy_tensor_field(0, "<I", 0)),
+    Case("ggjt-huge-name", "tensor name length", _legacy_tensor_field(4, "<I", 1 << 30)),
+    Case("ggjt-q4_2-type", "removed tensor type", _legacy_tensor_field(8, "<I", 4)),
+    Case("ggjt-dims-overflow", "tensor size vs file", _legacy_tensor_field(12, "<I", 0xFFFFFFFF)),
+    Case("ggjt-truncated", "tensor data inside the file", lambda _raw, legacy: legacy[:-1000]),
+    Case("empty-file", "anything at all", lambda _raw, _legacy: b""),
+)
+
+
+def _find_value_offset(raw: RawGguf, key: str) -> int:
+    """Offset just after `key`'s type field, i.e. where its value starts."""
+    data = raw.to_bytes()
+    needle = struct.pack("<Q", len(key)) + key.encode()
+    i = data.index(needle)
+    return i + len(needle) + 4
