@@ -58,11 +58,6 @@ class Row:
     tg_samples_ns: list[int] = field(default_factory=list)
     error: str | None = None
 
-    @property
-    def key(self) -> tuple:
-        """What makes two rows comparable across runs."""
-        return (self.model, self.gpu_layers, self.mmap, self.threads, self.batch, self.ctx, self.n_prompt, self.n_gen)
-
     def label(self) -> str:
         gpu = "cpu" if self.gpu_layers == 0 else f"gpu {'all' if self.gpu_layers < 0 else self.gpu_layers}"
         return f"{self.model} {gpu} mmap {'on' if self.mmap else 'off'} t{self.threads} b{self.batch}"
@@ -76,17 +71,21 @@ class BenchRun:
     rows: list[Row]
     started: str = ""
     seconds: float = 0.0
+    comparison: dict[str, Any] | None = None  # baseline.Comparison.to_dict() when --baseline was given
 
     @property
     def failed(self) -> list[Row]:
         return [r for r in self.rows if r.error]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema_version": SCHEMA_VERSION, "started": self.started, "seconds": round(self.seconds, 3),
             "machine": asdict(self.machine), "software": asdict(self.software), "settings": self.settings,
             "rows": [asdict(r) for r in self.rows],
         }
+        if self.comparison is not None:
+            d["comparison"] = self.comparison
+        return d
 
 
 @dataclass

@@ -1,0 +1,134 @@
+"""`ggufkit bench`: tokens/s like llama-bench, plus load time and peak memory, over a matrix of settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ggufkit.cli.common import ForceOpt, QuietOpt
+from ggufkit.cli.output import notice
+from ggufkit.errors import EXIT_FAILURE, EXIT_REGRESSION, BadInputError
+
+_MATRIX = "Matrix (lists run every combination)"
+_CI = "CI gate"
+_SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".md": "md"}
+
+
+def bench(
+    models: Annotated[list[Path], typer.Argument(help="Model files (GGUF, or legacy GGJT v3: converted on the fly).", show_default=False)],
+    n_prompt: Annotated[int, typer.Option("--n-prompt", "-p", help="Prompt tokens of the pp test (0 skips it).")] = 512,
+    n_gen: Annotated[int, typer.Option("--n-gen", "-n", help="Generated tokens of the tg test (0 skips it).")] = 128,
+    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = 5,
+    mmap: Annotated[str, typer.Option("--mmap", help="Memory-map the file: on, off or both.", rich_help_panel=_MATRIX)] = "on",
+    gpu: Annotated[str, typer.Option("--gpu", help="Offload to the GPU: on, off, both, or auto (on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = "auto",
+    gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = -1,
+    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = "512",
+    ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = -p + -n, as llama-bench).", rich_help_panel=_MATRIX)] = 0,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="table (default on a terminal), md (default otherwise), csv, json or jsonl.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results here (format from the suffix .json/.jsonl/.csv/.md, else --format).", show_default=False)] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="A saved `--format json` run to compare with; exit 3 on a regression.", show_default=False, rich_help_panel=_CI)] = None,
+    max_regression: Annotated[float, typer.Option("--max-regression", help="Percent a pp/tg speed may drop below the baseline.", rich_help_panel=_CI)] = 10.0,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure prompt processing (pp) and generation (tg) speed, load time and peak memory.
+
+    Each configuration runs in its own fresh process. Examples: `ggufkit bench model.gguf -p 512 -n 128`;
+    `ggufkit bench a.gguf b.gguf --mmap both -t 1,2 --format csv`;
+    `ggufkit bench model.gguf --format json --baseline base.json --max-regression 10` (CI).
+    """
+    from ggufkit.bench.baseline import compare, load_baseline
+    from ggufkit.bench.core import run_bench
+    from ggufkit.bench.options import BenchOptions, parse_int_list
+    from ggufkit.bench.render import FORMATS, render
+    from ggufkit.fsutil import atomic_output, check_output
+    from ggufkit.runtime.params import default_threads
+
+    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
+    if fmt not in FORMATS:
+        raise BadInputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    opts = BenchOptions(
+        models=list(models), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, mmap=mmap, gpu=gpu,
+        gpu_layers=gpu_layers, threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
+        batch=parse_int_list(batch, "--batch"), ctx=ctx,
+    ).check()
+    if output is not None:
+        check_output(output, list(models), force)
+    saved = load_baseline(baseline) if baseline is not None else None
+    if saved is not None and max_regression < 0:
+        raise BadInputError(f"--max-regression must be >= 0, not {max_regression}")
+
+    run = run_bench(opts, on_progress=None if quiet else _progress_printer(), on_notice=notice)
+    comparison = compare(run, saved, max_regression, str(baseline)) if saved is not None else None
+    if comparison is not None:
+        run.comparison = comparison.to_dict()
+
+    if fmt == "table":
+        _print_rich(run)
+    else:
+        sys.stdout.write(render(run, fmt))
+    if output is not None:
+        with atomic_output(output) as tmp:
+            tmp.write_text(render(run, _SUFFIX_FORMATS.get(output.suffix.lower(), "md" if fmt == "table" else fmt)))
+
+    failed = run.failed
+    if failed:
+        notice(f"{len(failed)} of {len(run.rows)} configuration(s) failed (see the error column)")
+    if comparison is not None:
+        _report_comparison(comparison)
+        if comparison.regressions:
+            raise typer.Exit(EXIT_REGRESSION)
+    if failed:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _progress_printer():
+    tty = sys.stderr.isatty()
+
+    def show(p) -> None:
+        rep = f" {p.rep}/{p.reps}" if p.reps else ""
+        line = f"[{p.index}/{p.total}] {p.label}: {p.stage}{rep}"
+        if tty:
+            sys.stderr.write(f"\r\033[K{line}" + ("\n" if p.stage in ("done", "failed") else ""))
+        elif p.stage in ("load", "done", "failed"):  # logs get one line per step that matters
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _print_rich(run) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ggufkit.bench.render import columns
+
+    header, cells = columns(run)
+    m, s = run.machine, run.software
+    table = Table(title=f"{m.cpu}, {m.cores} cores{', ' + ', '.join(m.gpus) if m.gpus else ''} · "
+                        f"llama-cpp-python {s.llama_cpp_python} ({', '.join(s.backends)})")
+    left = {"model", "arch", "type", "backend", "mmap", "error"}
+    for h in header:
+        table.add_column(h, justify="left" if h in left else "right", overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    Console().print(table)
+
+
+def _report_comparison(cmp) -> None:
+    """The gate's verdict on stderr (stdout keeps only the results)."""
+    from ggufkit.cli.output import table
+
+    if cmp.changes:
+        rows = [[c.label, c.metric, f"{c.baseline_tps:.2f}", f"{c.tps:.2f}", f"{c.change_pct:+.1f}%",
+                 "REGRESSED" if c.regressed else "ok"] for c in cmp.changes]
+        sys.stderr.write(table(rows, ["config", "test", "baseline t/s", "t/s", "change", "verdict"]) + "\n")
+    for label in cmp.unmatched:
+        notice(f"no baseline row for {label}: not compared")
+    n = len(cmp.regressions)
+    notice(f"{n} figure(s) regressed by more than {cmp.max_regression:g}% against {cmp.baseline}" if n
+           else f"no regression beyond {cmp.max_regression:g}% against {cmp.baseline} ({len(cmp.changes)} figure(s) compared)")
