@@ -13,6 +13,7 @@ import click
 import typer
 
 from ggufkit import __version__
+from ggufkit.cli import bench as bench_cmd
 from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import quantize as quantize_cmd
@@ -49,6 +50,7 @@ app.command("quantize")(quantize_cmd.quantize)
 app.command("convert")(convert_cmd.convert)
 app.command("sample")(sample_cmd.sample)
 app.command("run")(run_cmd.run)
+app.command("bench")(bench_cmd.bench)
 
 
 def main(argv: list[str] | None = None) -> None:
