@@ -18,14 +18,34 @@ from typing import Any
 from ggufkit.errors import GgufkitError, LlamaFailure
 
 
-def run_child(module: str, request: dict[str, Any], on_event: Callable[[dict[str, Any]], None] | None = None,
-              path: str | None = None) -> dict[str, Any]:
-    """Run `python -m module` with `request` on stdin; return its final {"event": "done"} payload."""
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+class StartedChild:
+    """A child started ahead of its request, so its imports (llama_cpp: ~0.1 s) overlap the caller's checks."""
+
+    def __init__(self, module: str):
+        self.module = module
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+
+    def cancel(self) -> None:
+        """Stop a child that will get no request (the caller's checks failed)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.err):
+            if f is not None:
+                f.close()
+
+
+def run_child(module: str, request: dict[str, Any], on_event: Callable[[dict[str, Any]], None] | None = None,
+              path: str | None = None, started: StartedChild | None = None) -> dict[str, Any]:
+    """Run `python -m module` (or the already `started` one) with `request` on stdin; return its final
+    {"event": "done"} payload."""
+    started = started or StartedChild(module)
+    with started.err as err:
+        proc = started.proc
         assert proc.stdin is not None and proc.stdout is not None
         result: dict[str, Any] | None = None
         failure: str | None = None
