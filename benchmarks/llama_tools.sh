@@ -12,15 +12,16 @@ DEST="$CACHE/$VERSION"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 
-if [ -x "$DEST/bin/llama-quantize" ] && [ -x "$DEST/bin/llama-bench" ]; then
-  echo "$DEST/bin"
-  exit 0
-fi
-
 # Same reason as the Makefile: ggml's AMX kernels crash on CPUs that report AMX without providing it.
 FLAGS=""
 if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
   FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
+STAMP="shared release flags=[$FLAGS]"  # a cache built another way is rebuilt
+
+if [ -x "$DEST/bin/llama-quantize" ] && [ -x "$DEST/bin/llama-bench" ] && [ "$(cat "$DEST/stamp" 2>/dev/null)" = "$STAMP" ]; then
+  echo "$DEST/bin"
+  exit 0
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ggufkit-llama-tools.XXXXXX")"
@@ -29,8 +30,10 @@ echo "llama_tools.sh: building llama-quantize and llama-bench from llama-cpp-pyt
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$WORK/sdist" "llama-cpp-python==$VERSION" >&2
 tar -xzf "$WORK"/sdist/llama_cpp_python-*.tar.gz -C "$WORK"
 SRC="$(echo "$WORK"/llama_cpp_python-*/vendor/llama.cpp)"
-# Static binaries: the cache holds two self-contained executables, nothing to put on a library path.
-cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+# Shared libraries, as llama-cpp-python builds them (and llama.cpp by default), so a timing compares the
+# same machine code; $ORIGIN lets the executables find them beside themselves in the cache.
+cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+  -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON \
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON \
   -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" >&2
@@ -38,7 +41,9 @@ cmake --build "$WORK/build" --config Release -j "$(nproc)" --target llama-quanti
 mkdir -p "$CACHE"
 rm -rf "$DEST.part"
 mkdir -p "$DEST.part/bin"
-cp "$WORK/build/bin/llama-quantize" "$WORK/build/bin/llama-bench" "$DEST.part/bin/"
+cp -P "$WORK/build/bin/llama-quantize" "$WORK/build/bin/llama-bench" "$WORK"/build/bin/lib*.so* "$DEST.part/bin/"
+echo "$STAMP" > "$DEST.part/stamp"
+"$DEST.part/bin/llama-quantize" --help >/dev/null 2>&1 || [ $? = 1 ]  # usage exits 1; a missing library would be 127
 rm -rf "$DEST"
 mv "$DEST.part" "$DEST"
 echo "$DEST/bin"

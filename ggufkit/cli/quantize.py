@@ -41,34 +41,41 @@ def quantize(
     Examples: `ggufkit quantize model-f16.gguf -t q4_k_m -o model-q4.gguf`;
     `ggufkit quantize model-f16.gguf -t q4_k_m -t q5_k_m -t q8_0 --out-dir out/`.
     """
-    from ggufkit.quantize.core import quantize_targets
-    from ggufkit.quantize.options import QuantizeOptions, ggml_type, parse_override_kv, parse_tensor_type
-    from ggufkit.quantize.types import quant_type
-
     if list_:
         _print_types(json_)
         return
-    if model is None:
-        raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
-    if not types:
-        raise BadInputError("no target type: pass -t TYPE (see `ggufkit quantize --list`)")
-    qtypes = list(dict.fromkeys(quant_type(t) for t in types))
-    options = QuantizeOptions(
-        threads=threads, allow_requantize=allow_requantize, leave_output_tensor=leave_output_tensor, pure=pure,
-        output_tensor_type=None if output_tensor_type is None else ggml_type(output_tensor_type),
-        token_embedding_type=None if token_embedding_type is None else ggml_type(token_embedding_type),
-        tensor_types=[parse_tensor_type(s) for s in tensor_type or []], imatrix=imatrix,
-        kv_overrides=[parse_override_kv(s) for s in override_kv or []], dry_run=dry_run, keep_split=keep_split,
-    )
-    targets = list(zip(qtypes, _outputs(model, qtypes, output, out_dir, dry_run)))
-    show = not quiet and sys.stderr.isatty()
-    bars = _Bars(qtypes) if show else None
+    from ggufkit.runtime.child import StartedChild
+
+    # Started first (= quantize.core.CHILD, not imported yet: it loads gguf), so llama_cpp loads in the
+    # child while this process imports and checks; the child sees no file until every check has passed.
+    started = StartedChild("ggufkit.quantize.child")
     try:
-        reports = quantize_targets(model, targets, options, force, bars.update if bars else None,
-                                   None if quiet else notice)
+        from ggufkit.quantize.core import quantize_targets
+        from ggufkit.quantize.options import QuantizeOptions, ggml_type, parse_override_kv, parse_tensor_type
+        from ggufkit.quantize.types import quant_type
+
+        if model is None:
+            raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
+        if not types:
+            raise BadInputError("no target type: pass -t TYPE (see `ggufkit quantize --list`)")
+        qtypes = list(dict.fromkeys(quant_type(t) for t in types))
+        options = QuantizeOptions(
+            threads=threads, allow_requantize=allow_requantize, leave_output_tensor=leave_output_tensor, pure=pure,
+            output_tensor_type=None if output_tensor_type is None else ggml_type(output_tensor_type),
+            token_embedding_type=None if token_embedding_type is None else ggml_type(token_embedding_type),
+            tensor_types=[parse_tensor_type(s) for s in tensor_type or []], imatrix=imatrix,
+            kv_overrides=[parse_override_kv(s) for s in override_kv or []], dry_run=dry_run, keep_split=keep_split,
+        )
+        targets = list(zip(qtypes, _outputs(model, qtypes, output, out_dir, dry_run)))
+        bars = _Bars(qtypes) if not quiet and sys.stderr.isatty() else None
+        try:
+            reports = quantize_targets(model, targets, options, force, bars.update if bars else None,
+                                       None if quiet else notice, started)
+        finally:
+            if bars:
+                bars.close()
     finally:
-        if bars:
-            bars.close()
+        started.cancel()
     if json_:
         print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
     elif not quiet:

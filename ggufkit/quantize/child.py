@@ -133,4 +133,6 @@ def _tensor_type_array(llama_cpp, tensor_types: list[list[Any]], keep: list[Any]
 
 
 if __name__ == "__main__":
+    import llama_cpp  # noqa: F401  before the request arrives: a started child imports while the parent checks
+
     child_main(work)

@@ -24,7 +24,9 @@ from ggufkit.fsutil import atomic_output, check_output
 from ggufkit.quantize.options import QuantizeOptions
 from ggufkit.quantize.report import QuantizeReport, report_dry_run, report_from_outputs
 from ggufkit.quantize.types import QuantType
-from ggufkit.runtime.child import run_child
+from ggufkit.runtime.child import StartedChild, run_child
+
+CHILD = "ggufkit.quantize.child"
 
 # (target number, tensors done, tensor count, tensor name)
 TensorFn = Callable[[int, int, int, str], None]
@@ -39,9 +41,13 @@ def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: Quanti
 
 
 def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
-                     force: bool = False, on_tensor: TensorFn | None = None,
-                     on_notice: NoticeFn | None = None) -> list[QuantizeReport]:
-    """Quantize `src` (GGUF, or GGJT v3 converted on the fly) to each (type, output) in turn."""
+                     force: bool = False, on_tensor: TensorFn | None = None, on_notice: NoticeFn | None = None,
+                     started: StartedChild | None = None) -> list[QuantizeReport]:
+    """Quantize `src` (GGUF, or GGJT v3 converted on the fly) to each (type, output) in turn.
+
+    `started`: a child of CHILD started by the caller (its imports overlap these checks), used for the
+    first target; the caller cancels it if this raises before using it.
+    """
     options = options or QuantizeOptions()
     kind = sniff(src)
     header = read_gguf(src) if kind == "gguf" else None  # validated before llama.cpp sees it
@@ -54,7 +60,8 @@ def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], op
         model = header or read_gguf(model_path)
         return [
             _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
-                          None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)))
+                          None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
+                          started if k == 0 else None)
             for k, (qtype, out) in enumerate(targets)
         ]
 
@@ -112,7 +119,7 @@ def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: con
 
 def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int, qtype: QuantType,
                   out: Path | None, options: QuantizeOptions,
-                  on_tensor: Callable[[int, int, str], None] | None) -> QuantizeReport:
+                  on_tensor: Callable[[int, int, str], None] | None, started: StartedChild | None) -> QuantizeReport:
     new_types: dict[str, str] = {}
 
     def on_event(event: dict[str, Any]) -> None:
@@ -129,21 +136,21 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
         "tensor_types": [list(t) for t in options.tensor_types],
         "imatrix": None if options.imatrix is None else str(options.imatrix),
     }
-    started = time.perf_counter()
+    t0 = time.perf_counter()
     if options.dry_run:
-        _run(request, os.devnull, on_event, src)
-        return report_dry_run(src, model, input_bytes, qtype.name, new_types, time.perf_counter() - started)
+        _run(request, os.devnull, on_event, src, started)
+        return report_dry_run(src, model, input_bytes, qtype.name, new_types, time.perf_counter() - t0)
     assert out is not None
     if not options.keep_split:
         with atomic_output(out) as tmp:
-            _run(request, str(tmp), on_event, src)
+            _run(request, str(tmp), on_event, src, started)
         outputs = [out]
     else:
         outputs = split_outputs(out, _n_split(model))
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
-            _run(request, str(Path(work) / outputs[0].name.split("-00001-of-")[0]), on_event, src)
+            _run(request, str(Path(work) / outputs[0].name.split("-00001-of-")[0]), on_event, src, started)
             _publish(Path(work), outputs)
-    return report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - started)
+    return report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - t0)
 
 
 def _publish(work: Path, outputs: list[Path]) -> None:
@@ -158,9 +165,10 @@ def _publish(work: Path, outputs: list[Path]) -> None:
             raise GgufkitError(f"cannot write: {e.strerror or e}", final) from e
 
 
-def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any]], None], src: Path) -> None:
+def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any]], None], src: Path,
+         started: StartedChild | None) -> None:
     try:
-        run_child("ggufkit.quantize.child", {**request, "output": output}, on_event, path=str(src))
+        run_child(CHILD, {**request, "output": output}, on_event, path=str(src), started=started)
     except GgufkitError as e:
         if "requantizing from type" in e.message:
             e.message += " (the input is already quantized: pass --allow-requantize, at some loss of quality)"

@@ -1,0 +1,1 @@
+"""Timing benchmarks: ggufkit against llama.cpp's own tools or plain file copies, measured in the same run."""

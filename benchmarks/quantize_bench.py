@@ -1,0 +1,116 @@
+"""`ggufkit quantize` vs llama.cpp's own `llama-quantize` on the small F32 sample, same threads, same run.
+
+Goal (issue 5): ggufkit's wall time <= 1.05x llama-quantize's for F32 -> Q4_K_M, and outputs byte-identical
+to llama-quantize's (Q4_K_M, Q8_0, IQ4_XS, and IQ2_XXS with an importance matrix).
+llama-quantize is built from the llama.cpp sources vendored in the pinned llama-cpp-python sdist
+(benchmarks/llama_tools.sh; several minutes the first time, then cached outside the repo).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPS = int(os.environ.get("GGUFKIT_BENCH_REPS", "5"))
+WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
+GOAL = 1.05
+IDENTICAL = ("Q8_0", "IQ4_XS")  # besides the timed Q4_K_M
+
+
+def tools() -> Path:
+    script = Path(__file__).with_name("llama_tools.sh")
+    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def _ours(src: Path, out: Path, qtype: str, threads: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ggufkit", "quantize", str(src), "-t", qtype, "-o", str(out),
+            "--threads", str(threads), "--force", "-q", *extra]
+
+
+def _theirs(bin_dir: Path, src: Path, out: Path, qtype: str, threads: int, *extra: str) -> list[str]:
+    return [str(bin_dir / "llama-quantize"), *extra, str(src), str(out), qtype, str(threads)]
+
+
+def _imatrix(model: Path, path: Path) -> Path:
+    """A synthetic importance matrix for every 2-D weight (llama-imatrix would need a text corpus and time)."""
+    from ggufkit.formats.gguf_file import read_gguf
+    from ggufkit.quantize.imatrix import write_imatrix
+
+    rng = np.random.default_rng(0)
+    weights = [t for t in read_gguf(model).tensors if len(t.shape) == 2]
+    write_imatrix(path, {t.name: rng.uniform(0.1, 3.0, t.shape[0]) for t in weights},
+                  {t.name: 5.0 for t in weights}, chunk_count=2)
+    return path
+
+
+def main() -> dict:
+    from ggufkit.samples.make import make_sample
+
+    bin_dir = tools()
+    WORK.mkdir(parents=True, exist_ok=True)
+    src = WORK / "small-f32.gguf"
+    if not src.exists():
+        make_sample(src, "f32", "gguf", "small")
+    threads = os.cpu_count() or 1
+    ours_out, ref_out = WORK / "quantize-ours.gguf", WORK / "quantize-ref.gguf"
+
+    # One untimed round of each warms the page cache, so neither side pays for the first read.
+    _timed(_theirs(bin_dir, src, ref_out, "Q4_K_M", threads))
+    _timed(_ours(src, ours_out, "q4_k_m", threads))
+    ours_t, ref_t = [], []
+    for _ in range(REPS):
+        ref_t.append(_timed(_theirs(bin_dir, src, ref_out, "Q4_K_M", threads)))
+        ours_t.append(_timed(_ours(src, ours_out, "q4_k_m", threads)))
+    identical = {"Q4_K_M": filecmp.cmp(ours_out, ref_out, shallow=False)}
+
+    for qtype in IDENTICAL:
+        _timed(_theirs(bin_dir, src, ref_out, qtype, threads))
+        _timed(_ours(src, ours_out, qtype, threads))
+        identical[qtype] = filecmp.cmp(ours_out, ref_out, shallow=False)
+    im = _imatrix(src, WORK / "imatrix-synthetic.gguf")
+    _timed(_theirs(bin_dir, src, ref_out, "IQ2_XXS", threads, "--imatrix", str(im)))
+    _timed(_ours(src, ours_out, "iq2_xxs", threads, "--imatrix", str(im)))
+    identical["IQ2_XXS+imatrix"] = filecmp.cmp(ours_out, ref_out, shallow=False)
+    ours_out.unlink()
+    ref_out.unlink()
+
+    ours_s, ref_s = statistics.median(ours_t), statistics.median(ref_t)
+    result = {
+        "input_bytes": src.stat().st_size,
+        "threads": threads,
+        "repetitions": REPS,
+        "llama_quantize_seconds": ref_s,
+        "ggufkit_seconds": ours_s,
+        "ratio": ours_s / ref_s,
+        "ggufkit_runs": ours_t,
+        "llama_quantize_runs": ref_t,
+        "byte_identical": identical,
+        "goal": f"ratio <= {GOAL}, outputs byte-identical",
+    }
+    result["met"] = result["ratio"] <= GOAL and all(identical.values())
+    same = ", ".join(f"{k} {'same' if v else 'DIFFERENT'}" for k, v in identical.items())
+    print(f"quantize F32->Q4_K_M ({src.stat().st_size / 1e6:.0f} MB, {threads} threads, median of {REPS}): "
+          f"ggufkit {ours_s:.2f} s vs llama-quantize {ref_s:.2f} s: ratio {result['ratio']:.3f}x; {same} "
+          f"[{'met' if result['met'] else 'MISSED'}]")
+    return result
+
+
+if __name__ == "__main__":
+    main()
