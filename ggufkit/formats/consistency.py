@@ -1,7 +1,7 @@
 """Checks across a GGUF file's keys and tensors that llama.cpp would otherwise trust (or assert on).
 
 Structure (counts, lengths, offsets, types) is checked while reading; this module checks that the
-pieces agree: vocabulary arrays of one length, special token ids inside the vocabulary, the
+pieces agree: unique tokens, vocabulary arrays of one length, special token ids inside the vocabulary, the
 embedding matrix as wide as the vocabulary, head counts that divide, layers that exist.
 """
 
@@ -29,6 +29,10 @@ def check_consistency(g: GgufFile) -> None:
     tokens = g.kv.get(Keys.Tokenizer.LIST)
     n_vocab = len(tokens) if isinstance(tokens, list) else None
     if n_vocab is not None:
+        if len(set(tokens)) != n_vocab:  # llama.cpp asserts id_to_token.size() == token_to_id.size()
+            seen: set[str] = set()
+            dup = next(t for t in tokens if t in seen or seen.add(t))
+            raise bad(f"token {dup!r} appears twice in the vocabulary")
         for key in (Keys.Tokenizer.SCORES, Keys.Tokenizer.TOKEN_TYPE):
             arr = g.kv.get(key)
             if arr is not None and len(arr) != n_vocab:
