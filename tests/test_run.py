@@ -204,3 +204,37 @@ def test_abort_inside_ggml_reaches_the_user(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0
     assert "ggufkit: error: model.gguf: llama.cpp aborted: ggml.c:1: GGML_ASSERT(x > 0) failed" in p.stderr
+
+
+def _write_lora(base, path, rank=8):
+    """A LoRA adapter for the sample model (general.type "adapter"), random but well-formed."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    from ggufkit.formats.gguf_file import read_gguf
+
+    w = GGUFWriter(str(path), "llama")
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", 8.0)
+    rng = np.random.default_rng(0)
+    for t in read_gguf(base).tensors:
+        if t.name.endswith(("attn_q.weight", "ffn_down.weight")):
+            ne0, ne1 = t.shape
+            w.add_tensor(t.name + ".lora_a", rng.standard_normal((rank, ne0)).astype(np.float32) * 0.5)
+            w.add_tensor(t.name + ".lora_b", rng.standard_normal((ne1, rank)).astype(np.float32) * 0.5)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_lora_adapter_and_scale(cli, samples, tmp_path):
+    base = samples.gguf("f16")
+    lora = _write_lora(base, tmp_path / "adapter.gguf")
+    args = ("run", base, "-p", "hello", "-n", "12", "--temp", "0", "--json")
+    plain = _json(cli(*args))["generated_ids"]
+    assert _json(cli(*args, "--lora", lora))["generated_ids"] != plain
+    assert _json(cli(*args, "--lora", lora, "--lora-scale", "0"))["generated_ids"] == plain
+    assert_clean_error(cli(*args, "--lora", base), 1, "LoRA", str(base))  # a model is not an adapter
