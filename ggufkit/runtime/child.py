@@ -26,7 +26,9 @@ class StartedChild:
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # GGML_NO_BACKTRACE: on an abort ggml forks to print a backtrace; in a process with worker
+            # threads that fork can deadlock (malloc lock), and the parent would wait forever.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "GGML_NO_BACKTRACE": "1"},
         )
 
     def cancel(self) -> None:
