@@ -19,9 +19,22 @@ if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
 fi
 STAMP="shared release flags=[$FLAGS]"  # a cache built another way is rebuilt
 
-if [ -x "$DEST/bin/llama-quantize" ] && [ -x "$DEST/bin/llama-bench" ] && [ "$(cat "$DEST/stamp" 2>/dev/null)" = "$STAMP" ]; then
+built() {
+  [ -x "$DEST/bin/llama-quantize" ] && [ -x "$DEST/bin/llama-bench" ] && [ "$(cat "$DEST/stamp" 2>/dev/null)" = "$STAMP" ]
+}
+if built; then
   echo "$DEST/bin"
   exit 0
+fi
+# Several benchmarks may ask at once: one builds, the others wait for it and reuse its result.
+mkdir -p "$CACHE"
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.lock"
+  flock 9
+  if built; then
+    echo "$DEST/bin"
+    exit 0
+  fi
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ggufkit-llama-tools.XXXXXX")"
@@ -38,12 +51,11 @@ cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON \
   -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" >&2
 cmake --build "$WORK/build" --config Release -j "$(nproc)" --target llama-quantize llama-bench >&2
-mkdir -p "$CACHE"
-rm -rf "$DEST.part"
-mkdir -p "$DEST.part/bin"
-cp -P "$WORK/build/bin/llama-quantize" "$WORK/build/bin/llama-bench" "$WORK"/build/bin/lib*.so* "$DEST.part/bin/"
-echo "$STAMP" > "$DEST.part/stamp"
-"$DEST.part/bin/llama-quantize" --help >/dev/null 2>&1 || [ $? = 1 ]  # usage exits 1; a missing library would be 127
+PART="$DEST.part.$$"
+mkdir -p "$PART/bin"
+cp -P "$WORK/build/bin/llama-quantize" "$WORK/build/bin/llama-bench" "$WORK"/build/bin/lib*.so* "$PART/bin/"
+echo "$STAMP" > "$PART/stamp"
+"$PART/bin/llama-quantize" --help >/dev/null 2>&1 || [ $? = 1 ]  # usage exits 1; a missing library would be 127
 rm -rf "$DEST"
-mv "$DEST.part" "$DEST"
+mv "$PART" "$DEST"
 echo "$DEST/bin"

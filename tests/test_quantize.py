@@ -250,6 +250,7 @@ def test_model_llama_cpp_refuses_leaves_nothing(tmp_path, cli):
     (["-t", "q4_km"], ["unknown quantization type 'q4_km'", "q4_k_m"]),
     (["-t", "q4_0", "--tensor-type", "attn_q"], ["PATTERN=TYPE"]),
     (["-t", "q4_0", "--tensor-type", "attn_q=q9_9"], ["unknown tensor type 'q9_9'"]),
+    (["-t", "q4_0", "--output-tensor-type", "q8_1"], ["cannot quantize tensors to 'q8_1'"]),
     (["-t", "q4_0", "--override-kv", "general.name=text:x"], ["KEY=TYPE:VALUE"]),
     (["-t", "q4_0", "--override-kv", "a.b=int:x"], ["not a valid int"]),
     (["-t", "q4_0", "-t", "q8_0", "-o", "x.gguf"], ["--out-dir"]),
@@ -282,3 +283,14 @@ def test_text_report_and_progress_bar_on_a_terminal(f32, tmp_path):
     assert child.exitstatus == 0, child.before
     assert "21/21" in child.before  # the bar reached the last tensor
     assert "Q4_0" in child.before and "x.gguf" in child.before and "bpw" in child.before
+
+
+def test_an_abort_inside_llama_cpp_is_one_error_and_leaves_nothing(f32, tmp_path):
+    """llama.cpp has no Q8_1 quantizer: GGML_ASSERT aborts the child mid-file (the CLI refuses q8_1 earlier)."""
+    from ggufkit.errors import LlamaFailure
+    from ggufkit.quantize.core import quantize_file
+    from ggufkit.quantize.options import QuantizeOptions
+
+    with pytest.raises(LlamaFailure, match="SIGABRT.*GGML_ASSERT"):
+        quantize_file(f32, tmp_path / "x.gguf", quant_type("q4_0"), QuantizeOptions(output_tensor_type=int(T.Q8_1)))
+    assert list(tmp_path.iterdir()) == []

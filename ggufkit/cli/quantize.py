@@ -28,7 +28,7 @@ def quantize(
     output_tensor_type: Annotated[Optional[str], typer.Option("--output-tensor-type", help="ggml type for output.weight (e.g. q8_0).", show_default=False, rich_help_panel=_ADV)] = None,
     token_embedding_type: Annotated[Optional[str], typer.Option("--token-embedding-type", help="ggml type for the token embeddings.", show_default=False, rich_help_panel=_ADV)] = None,
     tensor_type: Annotated[Optional[list[str]], typer.Option("--tensor-type", help="PATTERN=TYPE: tensors whose name matches the regex get TYPE (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
-    imatrix: Annotated[Optional[Path], typer.Option("--imatrix", help="Importance matrix from llama-imatrix (GGUF or .dat); the 1-2 bit i-quants and Q2_K_S need one.", show_default=False, rich_help_panel=_ADV)] = None,
+    imatrix: Annotated[Optional[Path], typer.Option("--imatrix", help="Importance matrix from llama-imatrix (GGUF or .dat); the types marked in --list need one.", show_default=False, rich_help_panel=_ADV)] = None,
     override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,

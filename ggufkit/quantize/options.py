@@ -38,13 +38,19 @@ class QuantizeOptions:
     keep_split: bool = False
 
 
+# ggml types llama.cpp cannot quantize to: llama-quantize accepts their names, then aborts mid-file.
+_NOT_TARGETS = frozenset(GGMLQuantizationType[n] for n in ("Q8_1", "Q8_K", "I8", "I16", "I32", "I64", "F64"))
+
+
 def ggml_type(name: str) -> int:
-    """A ggml tensor type by its name (q4_K, q8_0, f16, iq4_xs...), case-insensitive, as llama-quantize accepts."""
+    """A ggml tensor type to quantize to, by its name (q4_K, q8_0, f16, iq4_xs...), case-insensitive."""
     key = name.strip().upper()
+    names = [t.name for t in GGMLQuantizationType if t not in _NOT_TARGETS]
+    if key in GGMLQuantizationType.__members__ and key not in names:
+        raise BadInputError(f"llama.cpp cannot quantize tensors to {name!r} (choose from {', '.join(n.lower() for n in names)})")
     try:
         return int(GGMLQuantizationType[key])
     except KeyError:
-        names = [t.name for t in GGMLQuantizationType]
         close = difflib.get_close_matches(key, names, n=4, cutoff=0.5)
         hint = f" (did you mean {', '.join(c.lower() for c in close)}?)" if close else ""
         raise BadInputError(f"unknown tensor type {name!r}{hint}") from None
