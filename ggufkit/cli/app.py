@@ -15,6 +15,7 @@ import typer
 from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
 from ggufkit.cli import convert as convert_cmd
+from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import run as run_cmd
@@ -50,6 +51,7 @@ app.command("quantize")(quantize_cmd.quantize)
 app.command("convert")(convert_cmd.convert)
 app.command("sample")(sample_cmd.sample)
 app.command("run")(run_cmd.run)
+app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 
 
