@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -152,7 +153,8 @@ def test_baseline_gate(cli, q4, tmp_path):
     faster.write_text(json.dumps(doc))
     slow = cli("bench", q4, *SMALL, "-t", "1", "--format", "json", "--baseline", faster, "--max-regression", "10", "-q")
     assert slow.code == 3, slow.err
-    assert slow.err.count("REGRESSED") == 2 and "pp16" in slow.err and "tg8" in slow.err and "-99." in slow.err
+    assert slow.err.count("REGRESSED") == 2 and "pp16" in slow.err and "tg8" in slow.err
+    assert len(re.findall(r" -9\d\.\d%  REGRESSED", slow.err)) == 2  # about 100x slower than the doctored baseline
     assert "2 figure(s) regressed by more than 10%" in slow.err
     assert json.loads(slow.out)["rows"][0]["error"] is None  # the results still reach stdout
 
@@ -165,7 +167,7 @@ def test_failing_child_becomes_error_row(cli, q4, broken):
     r = cli("bench", broken, q4, *SMALL, "-t", "1", "--format", "json", "-q")
     assert r.code == 1, r.err
     bad, good = json.loads(r.out)["rows"]
-    assert bad["model"] == "broken.gguf" and "could not load the model" in bad["error"]
+    assert bad["model"] == "broken.gguf" and "could not load the model" in bad["error"] and "'output_norm.weight' not found" in bad["error"]
     assert bad["pp_tps"] is None and bad["load_ms"] is None
     _ok(good)
     assert "1 of 2 configuration(s) failed" in r.err

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ggufkit.errors import LlamaFailure
 from ggufkit.runtime.child import child_main
+
+_LOAD_ERROR = "error loading model: "
 
 
 def rss_bytes(key: str = "VmHWM") -> int:
@@ -38,7 +41,11 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     params = LoadParams(path=Path(req["path"]), n_ctx=req["n_ctx"], n_threads=req["threads"], n_batch=req["batch"],
                         n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"])
     result: dict[str, Any] = {"base_rss_bytes": base}
-    with load(params) as model:
+    try:
+        model = load(params)
+    except LlamaFailure as e:
+        raise LlamaFailure(_load_reason(e.message), params.path) from None
+    with model:
         result["load_ms"] = model.load_ms
         result["warnings"] = model.warnings
         bench = Bencher(model)
@@ -52,6 +59,14 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
             result[name] = {"tokens": n, "samples_ns": speed.samples_ns, "mean": speed.mean, "sd": speed.sd}
     result["peak_rss_bytes"] = rss_bytes()
     return result
+
+
+def _load_reason(message: str) -> str:
+    """llama.cpp's own reason ("missing tensor 'x'") rather than its last, generic log line."""
+    from ggufkit.runtime import llama_log
+
+    why = next((ln.split(_LOAD_ERROR, 1)[1].strip() for ln in reversed(llama_log.recent()) if _LOAD_ERROR in ln), "")
+    return f"llama.cpp could not load the model: {why}" if why else message
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""`ggufkit bench` vs llama.cpp's own `llama-bench` on the small sample Q4_K_M, same threads, same run.
+
+Goal (issue 7): pp512 and tg128 agree with llama-bench within ±5% (ratio ggufkit / llama-bench in
+[0.95, 1.05]). llama-bench is built from the llama.cpp sources vendored in the pinned llama-cpp-python
+sdist (benchmarks/llama_tools.sh). The two tools alternate for ROUNDS rounds (each round: -r 3 after a
+warm-up, in both). The goal is judged on each side's best round: a neighbour's load on a shared machine
+only ever slows a round down, so the fastest round is the closest to the uncontended speed. The ratio of
+the medians is reported too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROUNDS = int(os.environ.get("GGUFKIT_BENCH_ROUNDS", "3"))
+WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
+THREADS = 2
+N_PROMPT, N_GEN, REPS = 512, 128, 3
+GOAL = 0.05
+
+
+def tools() -> Path:
+    script = Path(__file__).with_name("llama_tools.sh")
+    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def _run(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def theirs(bin_dir: Path, model: Path) -> dict[str, float]:
+    out = _run([str(bin_dir / "llama-bench"), "-m", str(model), "-p", str(N_PROMPT), "-n", str(N_GEN),
+                "-t", str(THREADS), "-r", str(REPS), "-o", "json"])
+    tests = json.loads(out)
+    pp = next(t for t in tests if t["n_prompt"] == N_PROMPT and t["n_gen"] == 0)
+    tg = next(t for t in tests if t["n_gen"] == N_GEN and t["n_prompt"] == 0)
+    return {"pp": pp["avg_ts"], "tg": tg["avg_ts"]}
+
+
+def ours(model: Path) -> dict[str, float]:
+    out = _run([sys.executable, "-m", "ggufkit", "bench", str(model), "-p", str(N_PROMPT), "-n", str(N_GEN),
+                "-t", str(THREADS), "-r", str(REPS), "--format", "json", "-q"])
+    row = json.loads(out)["rows"][0]
+    return {"pp": row["pp_tps"], "tg": row["tg_tps"], "load_ms": row["load_ms"], "peak_rss_mib": row["peak_rss_mib"]}
+
+
+def main() -> dict:
+    from ggufkit.samples.make import make_sample
+
+    bin_dir = tools()
+    WORK.mkdir(parents=True, exist_ok=True)
+    model = WORK / "small-q4_k_m.gguf"
+    if not model.exists():
+        make_sample(model, "q4_k_m", "gguf", "small")
+    ref_runs, our_runs = [], []
+    for _ in range(ROUNDS):
+        ref_runs.append(theirs(bin_dir, model))
+        our_runs.append(ours(model))
+    result: dict = {"model": str(model), "threads": THREADS, "rounds": ROUNDS, "repetitions": REPS,
+                    "llama_bench_runs": ref_runs, "ggufkit_runs": our_runs, "goal": f"ratio within 1 ± {GOAL}"}
+    met = True
+    parts = []
+    for m, n in (("pp", N_PROMPT), ("tg", N_GEN)):
+        ref, got = max(r[m] for r in ref_runs), max(r[m] for r in our_runs)
+        ratio = got / ref
+        median_ratio = statistics.median(r[m] for r in our_runs) / statistics.median(r[m] for r in ref_runs)
+        result[f"{m}{n}"] = {"llama_bench_tps": ref, "ggufkit_tps": got, "ratio": ratio, "median_ratio": median_ratio}
+        met = met and abs(ratio - 1) <= GOAL
+        parts.append(f"{m}{n} ggufkit {got:.1f} t/s vs llama-bench {ref:.1f} t/s: ratio {ratio:.3f} "
+                     f"(medians {median_ratio:.3f})")
+    result["met"] = met
+    print(f"bench small Q4_K_M ({model.stat().st_size / 1e6:.0f} MB, {THREADS} threads, -r {REPS}, "
+          f"best of {ROUNDS} rounds): {'; '.join(parts)} [{'met' if met else 'MISSED'}]")
+    return result
+
+
+if __name__ == "__main__":
+    main()
