@@ -1,0 +1,242 @@
+"""Fuzz harness: mutate valid sample models and run ggufkit's readers and every command on them.
+
+    python -m tests.fuzz.run --iterations 10000        (make fuzz N=10000)
+
+Every mutant goes through the validation each command performs before llama.cpp sees a file
+(in process: only GgufkitError may come out, quickly). Mutants that pass validation and changed
+the header are the dangerous ones: a long-lived llama.cpp worker loads each of them. Whatever the
+worker could not load (llama.cpp refused it, or crashed: a new kind of refusal, judged once per
+message) is then judged by running every command for real (CLI in a child process): each must end
+with exit 0, or with one `ggufkit: error:` line and no traceback — never a signal, a hang, more
+than 1 GiB of memory, or an output file left behind. Every `--cli-every`-th mutant is judged too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ggufkit.errors import GgufkitError
+from tests.fuzz.mutate import fields_of, header_end, mutate
+
+SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"))
+CLI_TIMEOUT_S = 60
+IN_PROCESS_LIMIT_S = 5
+RSS_LIMIT = 1 << 30
+
+
+@dataclass
+class Report:
+    mutants: int = 0
+    rejected: int = 0
+    accepted: int = 0
+    loaded: int = 0
+    llama_refused: int = 0
+    llama_crashed: int = 0
+    cli_runs: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"fuzz: {self.mutants} mutants, {self.rejected} rejected by validation, {self.accepted} accepted "
+                f"(llama.cpp loaded {self.loaded}, refused {self.llama_refused}, crashed on {self.llama_crashed}), "
+                f"{self.cli_runs} CLI runs, {len(self.failures)} failures")
+
+
+class Worker:
+    """tests/fuzz/llama_worker.py, restarted whenever a file kills it."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+
+    def check(self, path: Path) -> str:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.llama_worker"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(f"{path}\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline().strip()
+        except BrokenPipeError:
+            answer = ""
+        if not answer:
+            self.proc.wait()
+            return "crashed"
+        return answer
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.wait()
+
+
+def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
+    cmds = {
+        "inspect": ["inspect", str(path)],
+        "quantize": ["quantize", str(path), "-t", "q4_0", "-o", str(out / "q.gguf")],
+        "run": ["run", str(path), "-p", "hello", "-n", "4", "--ctx", "64"],
+        "bench": ["bench", str(path), "-p", "8", "-n", "4", "-r", "1", "--format", "json"],
+    }
+    if legacy:
+        cmds["convert"] = ["convert", str(path), "-o", str(out / "c.gguf")]
+    return cmds
+
+
+def validate(path: Path, legacy: bool, scratch: Path) -> bool:
+    """What the commands check before llama.cpp: True if accepted, False if cleanly rejected."""
+    from ggufkit.formats.summary import summarize
+
+    try:
+        summarize(path, ctx=512)
+        if legacy:
+            from ggufkit.converters.ggjt import convert_ggjt
+            from ggufkit.formats.gguf_file import read_gguf
+
+            out = scratch / "validate.gguf"
+            convert_ggjt(path, out, force=True)
+            read_gguf(out)
+            out.unlink()
+        else:
+            from ggufkit.runtime.prepare import prepare_model
+
+            prepare_model(path)
+        return True
+    except GgufkitError:
+        return False
+
+
+def run_cli(args: list[str], out: Path) -> str | None:
+    """None if the command behaved, else what went wrong."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "ggufkit", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return f"hung (> {CLI_TIMEOUT_S} s)"
+    rss = _last_child_rss()
+    if proc.returncode < 0:
+        return f"killed by signal {-proc.returncode}: {err.strip()[-300:]}"
+    if "Traceback" in err:
+        return f"traceback: {err.strip()[-500:]}"
+    if proc.returncode > 0:
+        errors = [ln for ln in err.splitlines() if ln.startswith("ggufkit: error:")]
+        # bench reports a configuration llama.cpp refused as an error row and a closing notice
+        row_failed = args[0] == "bench" and "configuration(s) failed" in err
+        if len(errors) != 1 and not row_failed:
+            return f"exit {proc.returncode} without one error line: {err.strip()[-300:]}"
+        if any(out.iterdir()):
+            return f"failed but left {[p.name for p in out.iterdir()]}"
+    if rss > RSS_LIMIT:
+        return f"peak RSS {rss >> 20} MiB"
+    if time.perf_counter() - start > CLI_TIMEOUT_S:
+        return "too slow"
+    return None
+
+
+def _last_child_rss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | None = None,
+         workdir: Path | None = None, log=print) -> Report:
+    from ggufkit.samples.make import make_sample
+
+    rng = random.Random(seed)
+    own = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="ggufkit-fuzz-")) if own else workdir
+    crashes = work / "crashes"
+    crashes.mkdir(parents=True, exist_ok=True)
+    seeds = []
+    for type_name, fmt in SEEDS:
+        path = work / f"seed-{type_name}.{fmt}"
+        if not path.exists():
+            make_sample(path, type_name, fmt, "tiny", force=True)
+        seeds.append((path.read_bytes(), fields_of(path), fmt == "ggjt3"))
+    report = Report()
+    mutant = work / "mutant.bin"
+    out = work / "out"
+    worker = Worker()
+    refusals_seen: set[str] = set()
+    try:
+        for i in range(iterations):
+            data, fields, legacy = rng.choice(seeds)
+            mutated, how = mutate(data, fields, rng)
+            mutant.write_bytes(mutated)
+            report.mutants += 1
+            started = time.perf_counter()
+            try:
+                accepted = validate(mutant, legacy, work)
+            except Exception:
+                report.failures.append(_save(crashes, i, mutated, how, "in-process: " + traceback.format_exc(limit=3)))
+                continue
+            if time.perf_counter() - started > IN_PROCESS_LIMIT_S:
+                report.failures.append(_save(crashes, i, mutated, how, "validation too slow"))
+            report.accepted += accepted
+            report.rejected += not accepted
+            end = header_end(fields, len(data))
+            data_only = len(mutated) == len(data) and mutated[:end] == data[:end]
+            judge = i % cli_every == 0
+            if accepted and not data_only:  # tensor-data edits are valid files: llama.cpp computes on any weights
+                verdict = worker.check(mutant)
+                if verdict == "ok":
+                    report.loaded += 1
+                elif verdict == "crashed":
+                    report.llama_crashed += 1
+                    judge = True
+                else:
+                    report.llama_refused += 1
+                    judge = judge or verdict not in refusals_seen
+                    refusals_seen.add(verdict)
+            if not judge or (cli_limit is not None and report.cli_runs >= cli_limit):
+                continue
+            for name, args in commands(mutant, out, legacy).items():
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                problem = run_cli(args, out)
+                report.cli_runs += 1
+                if problem:
+                    report.failures.append(_save(crashes, i, mutated, how, f"{name}: {problem}"))
+            if (i + 1) % 500 == 0:
+                log(report.line())
+    finally:
+        worker.close()
+        if own and not report.failures:
+            shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _save(folder: Path, i: int, data: bytes, how: str, problem: str) -> str:
+    path = folder / f"mutant-{i}.bin"
+    path.write_bytes(data)
+    return f"{path} ({how}): {problem}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", "0")))
+    ap.add_argument("--cli-every", type=int, default=50, help="also run the CLI on every Nth rejected mutant")
+    args = ap.parse_args()
+    report = fuzz(args.iterations, args.seed, args.cli_every)
+    for f in report.failures:
+        print("FAIL", f)
+    print(report.line())
+    sys.exit(1 if report.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
