@@ -7,6 +7,7 @@ llama_model_quantize_params structure exactly as tools/quantize/quantize.cpp fil
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -136,3 +137,7 @@ if __name__ == "__main__":
     import llama_cpp  # noqa: F401  before the request arrives: a started child imports while the parent checks
 
     child_main(work)
+    # The result is out and the file closed: skip tearing down the interpreter (and llama_cpp) for a
+    # parent that is waiting on this exit.
+    sys.stdout.flush()
+    os._exit(0)
