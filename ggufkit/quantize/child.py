@@ -133,9 +133,31 @@ def _tensor_type_array(llama_cpp, tensor_types: list[list[Any]], keep: list[Any]
     return arr
 
 
-if __name__ == "__main__":
-    import llama_cpp  # noqa: F401  before the request arrives: a started child imports while the parent checks
+def load_bindings() -> None:
+    """Make `import llama_cpp` give only llama-cpp-python's ctypes bindings (llama_cpp.llama_cpp).
 
+    The package's __init__ also imports its high-level half (numpy, jinja2, chat formats): ~0.1 s of
+    CPU per quantization that this child never uses. Falls back to the whole package on any surprise.
+    """
+    import importlib.util
+    import types
+
+    try:
+        spec = importlib.util.find_spec("llama_cpp")
+        stub = types.ModuleType("llama_cpp")
+        stub.__spec__, stub.__path__ = spec, list(spec.submodule_search_locations)
+        sys.modules["llama_cpp"] = stub
+        bindings = importlib.import_module("llama_cpp.llama_cpp")
+        stub.__dict__.update({k: v for k, v in vars(bindings).items() if not k.startswith("__")})
+        stub.llama_model_quantize  # noqa: B018  the one entry point this child needs
+    except Exception:
+        for name in [m for m in sys.modules if m == "llama_cpp" or m.startswith("llama_cpp.")]:
+            del sys.modules[name]
+        import llama_cpp  # noqa: F401
+
+
+if __name__ == "__main__":
+    load_bindings()  # before the request arrives: a started child loads while the parent checks
     child_main(work)
     # The result is out and the file closed: skip tearing down the interpreter (and llama_cpp) for a
     # parent that is waiting on this exit.
