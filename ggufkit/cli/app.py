@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     head = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in head or bool(os.environ.get("GGUFKIT_DEBUG"))
     args = [a for a in head if a != "--debug"] + args[len(head):]
+    if not debug:  # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
+        os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="ggufkit", standalone_mode=False)

@@ -24,11 +24,20 @@ def ensure_gguf(path: Path, on_notice: Callable[[str], None] | None = None) -> P
 
     open_ggjt3(path)  # a clear error for anything that cannot convert, before touching the cache
     st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    out = cache_dir() / f"{path.name.split('.')[0]}-{key}.gguf"
+    from ggufkit import __version__
+    from ggufkit.errors import BadInputError
+    from ggufkit.formats.gguf_file import read_gguf
+
+    ident = f"{__version__}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    out = cache_dir() / f"{path.name.split('.')[0]}-{hashlib.sha256(ident.encode()).hexdigest()[:20]}.gguf"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        if on_notice is not None:
-            on_notice(f"{path}: legacy GGJT v3 file, converting once to {out}")
         convert_ggjt(path, out, force=True)
+        try:  # what the legacy file holds may still be unfit for llama.cpp (e.g. its vocabulary)
+            read_gguf(out)
+        except BadInputError as e:
+            out.unlink(missing_ok=True)
+            raise BadInputError(e.message, path) from None
+        if on_notice is not None:  # after success, so a failure is one line, not a notice and an error
+            on_notice(f"{path}: legacy GGJT v3 file, converted once to {out} (reused next time)")
     return out

@@ -29,10 +29,13 @@ def check_consistency(g: GgufFile) -> None:
     tokens = g.kv.get(Keys.Tokenizer.LIST)
     n_vocab = len(tokens) if isinstance(tokens, list) else None
     if n_vocab is not None:
-        if len(set(tokens)) != n_vocab:  # llama.cpp asserts id_to_token.size() == token_to_id.size()
+        # llama.cpp reads token texts as C strings (cut at a NUL byte) and asserts they are unique
+        texts = [t.split("\0", 1)[0] for t in tokens]
+        if len(set(texts)) != n_vocab:
             seen: set[str] = set()
-            dup = next(t for t in tokens if t in seen or seen.add(t))
-            raise bad(f"token {dup!r} appears twice in the vocabulary")
+            dup = next(i for i, t in enumerate(texts) if t in seen or seen.add(t))
+            raise bad(f"token {dup} {tokens[dup]!r} appears twice in the vocabulary"
+                      + (" (llama.cpp cuts it at its NUL byte)" if "\0" in tokens[dup] else ""))
         for key in (Keys.Tokenizer.SCORES, Keys.Tokenizer.TOKEN_TYPE):
             arr = g.kv.get(key)
             if arr is not None and len(arr) != n_vocab:

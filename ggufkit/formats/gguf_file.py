@@ -206,9 +206,12 @@ class _Parser:
                     g.path,
                 )
             tensors.append(GgufTensor(name, ggml_type, shape, start, nbytes))
-        end = 0
-        for t in sorted(tensors, key=lambda t: t.offset):
-            if t.offset < end:
-                raise BadInputError(f"tensor {t.name!r} overlaps the data of another tensor", g.path)
-            end = t.offset + t.nbytes
+        # llama.cpp wants the data packed in table order, each tensor at the next aligned offset
+        expected = g.data_offset
+        for t in tensors:
+            if t.offset != expected:
+                raise BadInputError(
+                    f"tensor {t.name!r} data is at offset {t.offset - g.data_offset}, "
+                    f"expected {expected - g.data_offset} (tensors must be packed in table order)", g.path)
+            expected = t.offset + t.nbytes + (-(t.offset + t.nbytes - g.data_offset) % g.alignment)
         return tensors

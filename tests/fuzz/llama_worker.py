@@ -25,7 +25,7 @@ def main() -> None:
         mp = llama_cpp.llama_model_default_params()
         model = llama_cpp.llama_model_load_from_file(path.encode(), mp)
         if not model:
-            print("refused", (errors[-1] if errors else "").strip()[:200], flush=True)
+            print("refused", (errors[0] if errors else "").strip()[:200], flush=True)
             continue
         cp = llama_cpp.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_threads, cp.n_threads_batch = 64, 64, 1, 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ class Report:
     llama_crashed: int = 0
     cli_runs: int = 0
     failures: list[str] = field(default_factory=list)
+    refusals: dict[str, int] = field(default_factory=dict)  # llama.cpp's reason -> how many mutants
 
     def line(self) -> str:
         return (f"fuzz: {self.mutants} mutants, {self.rejected} rejected by validation, {self.accepted} accepted "
@@ -60,7 +62,8 @@ class Worker:
     def check(self, path: Path) -> str:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.llama_worker"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                         env={**os.environ, "GGML_NO_BACKTRACE": "1"})
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
             self.proc.stdin.write(f"{path}\n")
@@ -91,8 +94,8 @@ def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
     return cmds
 
 
-def validate(path: Path, legacy: bool, scratch: Path) -> bool:
-    """What the commands check before llama.cpp: True if accepted, False if cleanly rejected."""
+def validate(path: Path, legacy: bool, scratch: Path) -> Path | None:
+    """What the commands check before llama.cpp: the file llama.cpp would get, or None if rejected."""
     from ggufkit.formats.summary import summarize
 
     try:
@@ -104,14 +107,13 @@ def validate(path: Path, legacy: bool, scratch: Path) -> bool:
             out = scratch / "validate.gguf"
             convert_ggjt(path, out, force=True)
             read_gguf(out)
-            out.unlink()
-        else:
-            from ggufkit.runtime.prepare import prepare_model
+            return out
+        from ggufkit.runtime.prepare import prepare_model
 
-            prepare_model(path)
-        return True
+        prepare_model(path)
+        return path
     except GgufkitError:
-        return False
+        return None
 
 
 def run_cli(args: list[str], out: Path) -> str | None:
@@ -170,7 +172,6 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     mutant = work / "mutant.bin"
     out = work / "out"
     worker = Worker()
-    refusals_seen: set[str] = set()
     try:
         for i in range(iterations):
             data, fields, legacy = rng.choice(seeds)
@@ -179,7 +180,8 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             report.mutants += 1
             started = time.perf_counter()
             try:
-                accepted = validate(mutant, legacy, work)
+                for_llama = validate(mutant, legacy, work)
+                accepted = for_llama is not None
             except Exception:
                 report.failures.append(_save(crashes, i, mutated, how, "in-process: " + traceback.format_exc(limit=3)))
                 continue
@@ -191,7 +193,7 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             data_only = len(mutated) == len(data) and mutated[:end] == data[:end]
             judge = i % cli_every == 0
             if accepted and not data_only:  # tensor-data edits are valid files: llama.cpp computes on any weights
-                verdict = worker.check(mutant)
+                verdict = worker.check(for_llama)
                 if verdict == "ok":
                     report.loaded += 1
                 elif verdict == "crashed":
@@ -199,8 +201,9 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
                     judge = True
                 else:
                     report.llama_refused += 1
-                    judge = judge or verdict not in refusals_seen
-                    refusals_seen.add(verdict)
+                    reason = re.sub(r"\d+", "N", verdict)  # one kind of refusal, whatever the numbers
+                    judge = judge or reason not in report.refusals
+                    report.refusals[reason] = report.refusals.get(reason, 0) + 1
             if not judge or (cli_limit is not None and report.cli_runs >= cli_limit):
                 continue
             for name, args in commands(mutant, out, legacy).items():
@@ -232,6 +235,8 @@ def main() -> None:
     ap.add_argument("--cli-every", type=int, default=50, help="also run the CLI on every Nth rejected mutant")
     args = ap.parse_args()
     report = fuzz(args.iterations, args.seed, args.cli_every)
+    for reason, n in sorted(report.refusals.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"llama.cpp refused {n:5d}x: {reason}")
     for f in report.failures:
         print("FAIL", f)
     print(report.line())
