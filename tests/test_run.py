@@ -135,7 +135,7 @@ def test_legacy_ggjt3_is_converted_with_notice(cli, samples, tmp_path, monkeypat
     legacy = samples.ggjt3("q4_0")
     first = cli("run", legacy, "-p", "hello", "-n", "6", "--temp", "0")
     assert first.code == 0, first.err
-    assert "converting" in first.err and first.err.count("\n") == 1
+    assert "GGJT v3" in first.err and first.err.count("\n") == 1  # the one-line conversion notice
     again = cli("run", legacy, "-p", "hello", "-n", "6", "--temp", "0")
     assert again.code == 0 and again.err == "" and again.out == first.out
 

@@ -10,7 +10,7 @@ import ctypes
 from dataclasses import dataclass, field
 
 from ggufkit.errors import BadInputError, LlamaFailure
-from ggufkit.runtime import llama_log
+from ggufkit.runtime import llama_log, threadpool
 from ggufkit.runtime.params import LoadParams
 
 _PIECE_BYTES = 256
@@ -30,6 +30,7 @@ class Model:
     load_ms: float
     warnings: list[str] = field(default_factory=list)
     _lora: object = None
+    _pool: int | None = None  # the ggml threadpool attached to ctx
     _piece_buf: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(_PIECE_BYTES))
 
     @property
@@ -84,6 +85,9 @@ class Model:
         if self.ctx:
             L.llama_free(self.ctx)
             self.ctx = None
+        if self._pool:
+            threadpool.free(self._pool)
+            self._pool = None
         if self._lora:
             L.llama_adapter_lora_free(self._lora)
             self._lora = None
@@ -137,6 +141,7 @@ def load(params: LoadParams) -> Model:
             raise LlamaFailure(f"llama.cpp could not create a context{log.reason()}", params.path)
         if params.lora is not None:
             lora = _apply_lora(L, model, ctx, params)
+        pool = threadpool.attach(ctx, params.n_threads)
     except BaseException:
         if ctx:
             L.llama_free(ctx)
@@ -149,7 +154,7 @@ def load(params: LoadParams) -> Model:
     return Model(
         params=params, model=model, ctx=ctx, vocab=vocab, n_vocab=L.llama_vocab_n_tokens(vocab),
         n_ctx=L.llama_n_ctx(ctx), n_ctx_train=L.llama_model_n_ctx_train(model), load_ms=load_ms,
-        warnings=warnings, _lora=lora,
+        warnings=warnings, _lora=lora, _pool=pool,
     )
 
 
