@@ -3,7 +3,8 @@
 ggml calls its abort callback with the assertion text just before abort(). Running the whole model in
 a child process would cost a second load (and a copy of every token over a pipe); instead the CLI
 registers this callback, which writes `ggufkit: error: PATH: llama.cpp aborted: <assertion>` on
-stderr. The process still dies of SIGABRT (exit status 134): nothing can be trusted after an assert.
+stderr and ends the process at once with exit status 1 (os._exit: nothing can be trusted after an
+assert, so no cleanup runs; run and bench write no files that could be left half-done).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
+
+from ggufkit.errors import EXIT_FAILURE
 
 _keep_alive: list[object] = []  # ggml keeps the pointer for the process's life
 _context: list[str] = []
@@ -46,6 +49,7 @@ def install(path: str | os.PathLike[str] | None = None) -> bool:
         where = f"{_context[0]}: " if _context else ""
         line = f"ggufkit: error: {where}llama.cpp aborted: {text}\n"
         os.write(2, line.encode("utf-8", "replace"))
+        os._exit(EXIT_FAILURE)
 
     callback = callback_type(on_abort)
     lib.ggml_set_abort_callback.argtypes = [callback_type]
