@@ -2,10 +2,10 @@
 
 Goal (issue 7): pp512 and tg128 agree with llama-bench within ±5% (ratio ggufkit / llama-bench in
 [0.95, 1.05]). llama-bench is built from the llama.cpp sources vendored in the pinned llama-cpp-python
-sdist (benchmarks/llama_tools.sh). The two tools alternate for ROUNDS rounds (each round: -r 3 after a
-warm-up, in both). The goal is judged on each side's best round: a neighbour's load on a shared machine
-only ever slows a round down, so the fastest round is the closest to the uncontended speed. The ratio of
-the medians is reported too.
+sdist (benchmarks/llama_tools.sh). Each of ROUNDS rounds runs both tools back to back (-r 3 after a
+warm-up in both; who goes first alternates). The goal is judged on the median of the per-round ratios,
+so a neighbour's load on a shared machine or a clock drift tends to hit both alike; the ratio of each
+side's best round is reported too. On a busy 2-core machine the rounds swing by 2x: run it idle.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROUNDS = int(os.environ.get("GGUFKIT_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("GGUFKIT_BENCH_ROUNDS", "4"))
 WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
-THREADS = 2
+THREADS = int(os.environ.get("GGUFKIT_BENCH_THREADS", "2"))  # the issue asks for 2; 1 is steadier on a busy machine
 N_PROMPT, N_GEN, REPS = 512, 128, 3
 GOAL = 0.05
 
@@ -62,24 +62,27 @@ def main() -> dict:
     if not model.exists():
         make_sample(model, "q4_k_m", "gguf", "small")
     ref_runs, our_runs = [], []
-    for _ in range(ROUNDS):
+    for i in range(ROUNDS):  # who goes first alternates, so a drift (clock, neighbours) favours neither
+        if i % 2:
+            our_runs.append(ours(model))
         ref_runs.append(theirs(bin_dir, model))
-        our_runs.append(ours(model))
+        if not i % 2:
+            our_runs.append(ours(model))
     result: dict = {"model": str(model), "threads": THREADS, "rounds": ROUNDS, "repetitions": REPS,
                     "llama_bench_runs": ref_runs, "ggufkit_runs": our_runs, "goal": f"ratio within 1 ± {GOAL}"}
     met = True
     parts = []
     for m, n in (("pp", N_PROMPT), ("tg", N_GEN)):
-        ref, got = max(r[m] for r in ref_runs), max(r[m] for r in our_runs)
-        ratio = got / ref
-        median_ratio = statistics.median(r[m] for r in our_runs) / statistics.median(r[m] for r in ref_runs)
-        result[f"{m}{n}"] = {"llama_bench_tps": ref, "ggufkit_tps": got, "ratio": ratio, "median_ratio": median_ratio}
+        ref, got = statistics.median(r[m] for r in ref_runs), statistics.median(r[m] for r in our_runs)
+        ratio = statistics.median(o[m] / t[m] for o, t in zip(our_runs, ref_runs))
+        best_ratio = max(r[m] for r in our_runs) / max(r[m] for r in ref_runs)
+        result[f"{m}{n}"] = {"llama_bench_tps": ref, "ggufkit_tps": got, "ratio": ratio, "best_ratio": best_ratio}
         met = met and abs(ratio - 1) <= GOAL
         parts.append(f"{m}{n} ggufkit {got:.1f} t/s vs llama-bench {ref:.1f} t/s: ratio {ratio:.3f} "
-                     f"(medians {median_ratio:.3f})")
+                     f"(best rounds {best_ratio:.3f})")
     result["met"] = met
     print(f"bench small Q4_K_M ({model.stat().st_size / 1e6:.0f} MB, {THREADS} threads, -r {REPS}, "
-          f"best of {ROUNDS} rounds): {'; '.join(parts)} [{'met' if met else 'MISSED'}]")
+          f"{ROUNDS} paired rounds, medians): {'; '.join(parts)} [{'met' if met else 'MISSED'}]")
     return result
 
 
