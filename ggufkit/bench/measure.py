@@ -49,47 +49,61 @@ class Bencher:
     def clear(self) -> None:
         self.L.llama_memory_clear(self.model.memory, False)
 
-    def _decode(self, tokens: list[int]) -> None:
-        L = self.L
-        arr = (L.llama_token * len(tokens))(*tokens)
-        rc = L.llama_decode(self.model.ctx, L.llama_batch_get_one(arr, len(tokens)))
-        if rc != 0:
-            raise LlamaFailure(f"llama_decode failed (returned {rc})", self.model.params.path)
-
-    def prompt(self, n_prompt: int) -> None:
+    def prompt(self, n_prompt: int) -> Callable[[], None]:
+        """The pp run, its random tokens drawn beforehand: at GPU speeds (a 512-token prompt in ~5 ms)
+        drawing them in Python inside the timed region would cost several percent."""
+        L, ctx = self.L, self.model.ctx
         n_vocab, n_batch = self.model.n_vocab, max(1, self.model.params.n_batch)
+        batches = []
         done = 0
         while done < n_prompt:
             n = min(n_prompt - done, n_batch)
             tokens = [self.rng.randrange(n_vocab) for _ in range(n)]
             if done == 0 and self.bos is not None:
                 tokens[0] = self.bos
-            self._decode(tokens)
+            arr = (L.llama_token * n)(*tokens)
+            batches.append((arr, L.llama_batch_get_one(arr, n)))
             done += n
-        self.L.llama_synchronize(self.model.ctx)
+        path = self.model.params.path
 
-    def generate(self, n_gen: int) -> None:
+        def run() -> None:
+            for _arr, batch in batches:
+                rc = L.llama_decode(ctx, batch)
+                if rc != 0:
+                    raise LlamaFailure(f"llama_decode failed (returned {rc})", path)
+            L.llama_synchronize(ctx)
+
+        return run
+
+    def generate(self, n_gen: int) -> Callable[[], None]:
         L, ctx, n_vocab = self.L, self.model.ctx, self.model.n_vocab
-        one = (L.llama_token * 1)(self.bos if self.bos is not None else self.rng.randrange(n_vocab))
+        draws = [self.rng.randrange(n_vocab) for _ in range(n_gen)]
+        one = (L.llama_token * 1)(self.bos if self.bos is not None else draws[0])
         batch = L.llama_batch_get_one(one, 1)  # positions continue from the KV cache
-        decode, sync, draw = L.llama_decode, L.llama_synchronize, self.rng.randrange
-        for _ in range(n_gen):
-            rc = decode(ctx, batch)
-            if rc != 0:
-                raise LlamaFailure(f"llama_decode failed (returned {rc})", self.model.params.path)
-            sync(ctx)
-            one[0] = draw(n_vocab)
+        decode, sync, path = L.llama_decode, L.llama_synchronize, self.model.params.path
 
-    def measure(self, test: Callable[[int], None], n_tokens: int, reps: int,
+        def run() -> None:
+            for token in draws:
+                rc = decode(ctx, batch)
+                if rc != 0:
+                    raise LlamaFailure(f"llama_decode failed (returned {rc})", path)
+                sync(ctx)
+                one[0] = token
+
+        return run
+
+    def measure(self, test: Callable[[int], Callable[[], None]], n_tokens: int, reps: int,
                 on_rep: Callable[[int], None] | None = None, warmup_tokens: int | None = None) -> Speed:
+        """One untimed warm-up, then `reps` timed runs of `test(n_tokens)`, each on an emptied KV cache."""
         self.clear()
-        test(n_tokens if warmup_tokens is None else warmup_tokens)
+        test(n_tokens if warmup_tokens is None else warmup_tokens)()
         speed = Speed(n_tokens)
         for i in range(reps):
             if on_rep is not None:
                 on_rep(i + 1)
             self.clear()
+            run = test(n_tokens)
             t0 = time.perf_counter_ns()
-            test(n_tokens)
+            run()
             speed.samples_ns.append(time.perf_counter_ns() - t0)
         return speed

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except Exception as e:  # a bug in ggufkit: still one line, the traceback on --debug
         _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", EXIT_FAILURE, debug)
+    sys.stdout.flush()  # results are out even if a native library misbehaves while the process ends
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -72,6 +72,10 @@ def run(
         return 0
     if model is None:
         raise BadInputError("missing MODEL (see ggufkit run --help)")
+    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
+    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
+    import llama_cpp  # noqa: F401
+
     from ggufkit.runtime import abort, llama_log, presets, settings as st
 
     flags: dict[str, Any] = {
