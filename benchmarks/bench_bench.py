@@ -13,32 +13,19 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.common import run, sample, tools
+
 ROUNDS = int(os.environ.get("GGUFKIT_BENCH_ROUNDS", "4"))
-WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
 THREADS = int(os.environ.get("GGUFKIT_BENCH_THREADS", "2"))  # the issue asks for 2; 1 is steadier on a busy machine
 N_PROMPT, N_GEN, REPS = 512, 128, 3
 GOAL = 0.05
 
 
-def tools() -> Path:
-    script = Path(__file__).with_name("llama_tools.sh")
-    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
-    return Path(out.strip().splitlines()[-1])
-
-
-def _run(cmd: list[str]) -> str:
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return proc.stdout
-
-
 def theirs(bin_dir: Path, model: Path) -> dict[str, float]:
-    out = _run([str(bin_dir / "llama-bench"), "-m", str(model), "-p", str(N_PROMPT), "-n", str(N_GEN),
+    out = run([str(bin_dir / "llama-bench"), "-m", str(model), "-p", str(N_PROMPT), "-n", str(N_GEN),
                 "-t", str(THREADS), "-r", str(REPS), "-o", "json"])
     tests = json.loads(out)
     pp = next(t for t in tests if t["n_prompt"] == N_PROMPT and t["n_gen"] == 0)
@@ -47,20 +34,15 @@ def theirs(bin_dir: Path, model: Path) -> dict[str, float]:
 
 
 def ours(model: Path) -> dict[str, float]:
-    out = _run([sys.executable, "-m", "ggufkit", "bench", str(model), "-p", str(N_PROMPT), "-n", str(N_GEN),
+    out = run([sys.executable, "-m", "ggufkit", "bench", str(model), "-p", str(N_PROMPT), "-n", str(N_GEN),
                 "-t", str(THREADS), "-r", str(REPS), "--format", "json", "-q"])
     row = json.loads(out)["rows"][0]
     return {"pp": row["pp_tps"], "tg": row["tg_tps"], "load_ms": row["load_ms"], "peak_rss_mib": row["peak_rss_mib"]}
 
 
 def main() -> dict:
-    from ggufkit.samples.make import make_sample
-
     bin_dir = tools()
-    WORK.mkdir(parents=True, exist_ok=True)
-    model = WORK / "small-q4_k_m.gguf"
-    if not model.exists():
-        make_sample(model, "q4_k_m", "gguf", "small")
+    model = sample("small-q4_k_m.gguf", "q4_k_m")
     ref_runs, our_runs = [], []
     for i in range(ROUNDS):  # who goes first alternates, so a drift (clock, neighbours) favours neither
         if i % 2:

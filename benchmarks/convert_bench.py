@@ -11,10 +11,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from benchmarks.common import sample
 
 REPS = 5
-WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
 
 
 def _timed(cmd: list[str]) -> tuple[float, int]:
@@ -29,13 +29,8 @@ def _timed(cmd: list[str]) -> tuple[float, int]:
 
 
 def main() -> dict:
-    WORK.mkdir(parents=True, exist_ok=True)
-    src = WORK / "small-f16.ggmlv3.bin"
-    if not src.exists():  # made in a child, so this process stays small and its children's RSS is theirs
-        subprocess.run([sys.executable, "-m", "ggufkit", "sample", str(src), "-t", "f16", "--format", "ggjt3",
-                        "--size", "small"], check=True, stdout=subprocess.DEVNULL)
-    out = WORK / "convert-out.gguf"
-    copy = WORK / "cp-out.bin"
+    src = sample("small-f16.ggmlv3.bin", "f16", "ggjt3")
+    out, copy = src.with_name("convert-out.gguf"), src.with_name("cp-out.bin")
     conv_t, cp_t, cps_t, rss = [], [], [], []
     for _ in range(REPS):
         cp_t.append(_timed(["cp", str(src), str(copy)])[0])

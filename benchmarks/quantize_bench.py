@@ -18,16 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import sample, tools
+
 REPS = int(os.environ.get("GGUFKIT_BENCH_REPS", "7"))
-WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
 GOAL = 1.05
 IDENTICAL = ("Q8_0", "IQ4_XS")  # besides the timed Q4_K_M
-
-
-def tools() -> Path:
-    script = Path(__file__).with_name("llama_tools.sh")
-    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
-    return Path(out.strip().splitlines()[-1])
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
@@ -64,15 +59,10 @@ def _imatrix(model: Path, path: Path) -> Path:
 
 
 def main() -> dict:
-    from ggufkit.samples.make import make_sample
-
     bin_dir = tools()
-    WORK.mkdir(parents=True, exist_ok=True)
-    src = WORK / "small-f32.gguf"
-    if not src.exists():
-        make_sample(src, "f32", "gguf", "small")
+    src = sample("small-f32.gguf", "f32")
     threads = os.cpu_count() or 1
-    ours_out, ref_out = WORK / "quantize-ours.gguf", WORK / "quantize-ref.gguf"
+    ours_out, ref_out = src.with_name("quantize-ours.gguf"), src.with_name("quantize-ref.gguf")
 
     # One untimed round of each warms the page cache, so neither side pays for the first read.
     _timed(_theirs(bin_dir, src, ref_out, "Q4_K_M", threads))
@@ -91,7 +81,7 @@ def main() -> dict:
         _timed(_theirs(bin_dir, src, ref_out, qtype, threads))
         _timed(_ours(src, ours_out, qtype, threads))
         identical[qtype] = filecmp.cmp(ours_out, ref_out, shallow=False)
-    im = _imatrix(src, WORK / "imatrix-synthetic.gguf")
+    im = _imatrix(src, src.with_name("imatrix-synthetic.gguf"))
     _timed(_theirs(bin_dir, src, ref_out, "IQ2_XXS", threads, "--imatrix", str(im)))
     _timed(_ours(src, ours_out, "iq2_xxs", threads, "--imatrix", str(im)))
     identical["IQ2_XXS+imatrix"] = filecmp.cmp(ours_out, ref_out, shallow=False)

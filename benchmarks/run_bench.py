@@ -12,31 +12,18 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.common import run, sample, tools
+
 REPS = int(os.environ.get("GGUFKIT_BENCH_REPS", "5"))
-WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
 GOAL = 0.95
 N_GEN = 128
 
 
-def tools() -> Path:
-    script = Path(__file__).with_name("llama_tools.sh")
-    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
-    return Path(out.strip().splitlines()[-1])
-
-
-def _run(cmd: list[str]) -> str:
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return proc.stdout
-
-
 def llama_bench_tps(bin_dir: Path, model: Path, threads: int) -> float:
-    out = _run([str(bin_dir / "llama-bench"), "-m", str(model), "-p", "0", "-n", str(N_GEN), "-t", str(threads),
+    out = run([str(bin_dir / "llama-bench"), "-m", str(model), "-p", "0", "-n", str(N_GEN), "-t", str(threads),
                 "-r", "1", "-o", "json"])
     (row,) = [r for r in json.loads(out) if r.get("n_gen") == N_GEN]
     return float(row["avg_ts"])
@@ -45,7 +32,7 @@ def llama_bench_tps(bin_dir: Path, model: Path, threads: int) -> float:
 def ggufkit_tps(model: Path, threads: int) -> float:
     # --ignore-eos is not a flag: a random-weight model under greedy decoding does not end its text early;
     # the count is checked so a short run cannot flatter the figure.
-    out = _run([sys.executable, "-m", "ggufkit", "run", str(model), "-p", "hello", "-n", str(N_GEN), "--temp", "0",
+    out = run([sys.executable, "-m", "ggufkit", "run", str(model), "-p", "hello", "-n", str(N_GEN), "--temp", "0",
                 "--ctx", "256", "--threads", str(threads), "--json"])
     doc = json.loads(out)
     if doc["generated_tokens"] != N_GEN:
@@ -54,13 +41,8 @@ def ggufkit_tps(model: Path, threads: int) -> float:
 
 
 def main() -> dict:
-    from ggufkit.samples.make import make_sample
-
     bin_dir = tools()
-    WORK.mkdir(parents=True, exist_ok=True)
-    model = WORK / "small-q4_k_m.gguf"
-    if not model.exists():
-        make_sample(model, "q4_k_m", "gguf", "small")
+    model = sample("small-q4_k_m.gguf", "q4_k_m")
     threads = int(os.environ.get("GGUFKIT_BENCH_THREADS", "0")) or os.cpu_count() or 1
     llama_bench_tps(bin_dir, model, threads)  # warm the page cache for both
     ggufkit_tps(model, threads)

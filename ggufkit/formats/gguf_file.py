@@ -17,7 +17,7 @@ from gguf.constants import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUFValueType, Ke
 from ggufkit.errors import BadInputError
 from ggufkit.formats.consistency import check_consistency
 from ggufkit.formats.cursor import Cursor
-from ggufkit.formats.types import tensor_nbytes, type_name
+from ggufkit.formats.types import TensorInfo, tensor_nbytes
 
 MAX_KV = 1 << 16
 MAX_TENSORS = 1 << 20
@@ -37,24 +37,7 @@ _SCALARS: dict[GGUFValueType, tuple[str, int]] = {
 }
 
 
-@dataclass(frozen=True)
-class GgufTensor:
-    name: str
-    ggml_type: int
-    shape: tuple[int, ...]  # ne0 first, as stored
-    offset: int  # absolute file offset
-    nbytes: int
-
-    @property
-    def type_name(self) -> str:
-        return type_name(self.ggml_type)
-
-    @property
-    def n_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+GgufTensor = TensorInfo
 
 
 @dataclass

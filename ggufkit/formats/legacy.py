@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ggufkit.errors import BadInputError
 from ggufkit.formats.cursor import Cursor
-from ggufkit.formats.types import LEGACY_TENSOR_TYPES, tensor_nbytes, type_name
+from ggufkit.formats.types import LEGACY_TENSOR_TYPES, TensorInfo, tensor_nbytes, type_name
 
 MAGIC_GGML = 0x67676D6C
 MAGIC_GGMF = 0x67676D66
@@ -29,24 +29,7 @@ MAX_NAME_BYTES = 512
 MAX_DIMS = 4
 
 
-@dataclass(frozen=True)
-class LegacyTensor:
-    name: str
-    ggml_type: int
-    shape: tuple[int, ...]  # ne0 (the contiguous row length) first, as on disk and in GGUF
-    offset: int  # absolute file offset of the data
-    nbytes: int
-
-    @property
-    def type_name(self) -> str:
-        return type_name(self.ggml_type)
-
-    @property
-    def n_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+LegacyTensor = TensorInfo
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from ggufkit.errors import BadInputError
@@ -55,3 +57,25 @@ def tensor_nbytes(ggml_type: int, shape: tuple[int, ...], path: str, name: str) 
         n *= d
     # Python ints don't overflow, but a crafted shape can still claim absurd sizes: callers compare with the file size.
     return n // block * size
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a model file, as its header describes it (GGUF and legacy alike)."""
+
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]  # ne0 (the contiguous row length) first, as on disk
+    offset: int  # absolute file offset of the data
+    nbytes: int
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.ggml_type)
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n

@@ -106,14 +106,19 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
 
 def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: contextlib.ExitStack,
              on_notice: NoticeFn | None) -> Path:
-    from ggufkit.converters.ggjt import convert_ggjt
+    from ggufkit.converters.ggjt import convert_ggjt, open_ggjt3
 
+    open_ggjt3(src)  # a file that cannot convert fails here, before any work or notice
     beside = next((out.parent for _, out in targets if out is not None), None)
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".ggufkit-convert-", dir=beside)))
-    if on_notice is not None:
-        on_notice(f"{src}: legacy GGJT v3 file, converting to a temporary GGUF first")
     converted = work / f"{src.stem}.gguf"
     convert_ggjt(src, converted)
+    try:  # what the legacy file holds may still be unfit for llama.cpp (e.g. its vocabulary)
+        read_gguf(converted)
+    except BadInputError as e:
+        raise BadInputError(e.message, src) from None
+    if on_notice is not None:  # after success, so a failure is one line
+        on_notice(f"{src}: legacy GGJT v3 file, converted to a temporary GGUF first")
     return converted
 
 

@@ -7,7 +7,6 @@ starts another worker. Loading in one process is ~50x faster than starting the C
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 
