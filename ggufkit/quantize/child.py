@@ -73,6 +73,8 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     if rc != 0:
         detail = next((e.split(_FAILED, 1)[1].strip() for e in reversed(errors) if _FAILED in e), "")
         detail = detail or next((e for e in reversed(errors) if e.strip("=")), "") or f"status {rc}"
+        if "iostream error" in detail or "basic_ios" in detail:  # std::ofstream gave up writing
+            detail = "could not write the output (is the disk full, or a file-size limit reached?)"
         raise LlamaFailure(f"llama.cpp quantization failed: {detail}")
     return {}
 
