@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job end to end on a freshly made sample: make models, inspect them, convert the legacy one.
+# The main job end to end on freshly made samples: make, inspect, convert, quantize, run, bench.
 set -euo pipefail
 dir=${1:-build/demo}
 gk=".venv/bin/ggufkit"
@@ -12,3 +12,7 @@ step $gk sample "$dir/tiny-f16.gguf" --type f16 --force
 step $gk inspect "$dir/tiny-f16.gguf" --ctx 2048
 step $gk convert "$dir/tiny-q4_k_m.ggmlv3.bin" -o "$dir/tiny-q4_k_m.gguf" --eps 1e-5 --force --verify
 step $gk inspect "$dir/tiny-q4_k_m.gguf"
+step $gk quantize "$dir/tiny-f16.gguf" -t q4_k_m -t q8_0 --out-dir "$dir" --force
+step $gk run "$dir/tiny-f16-Q4_K_M.gguf" -p "hello the world" -n 16 --temp 0 --stats
+step $gk bench "$dir/tiny-f16-Q4_K_M.gguf" "$dir/tiny-q4_k_m.ggmlv3.bin" -p 64 -n 16 -r 2 --mmap both --format md
+step $gk doctor
