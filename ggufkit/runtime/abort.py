@@ -11,27 +11,16 @@ from __future__ import annotations
 
 import ctypes
 import os
-from pathlib import Path
+import re
+import threading
+import time
 
 from ggufkit.errors import EXIT_FAILURE
+from ggufkit.runtime import native
 
+_first = threading.Lock()
 _keep_alive: list[object] = []  # ggml keeps the pointer for the process's life
 _context: list[str] = []
-
-
-def _ggml_base() -> ctypes.CDLL | None:
-    import llama_cpp
-
-    lib_dir = Path(llama_cpp.__file__).parent / "lib"
-    for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll", "libggml.so"):
-        if (lib_dir / name).exists():
-            try:
-                lib = ctypes.CDLL(str(lib_dir / name))
-                if hasattr(lib, "ggml_set_abort_callback"):
-                    return lib
-            except OSError:
-                continue
-    return None
 
 
 def install(path: str | os.PathLike[str] | None = None) -> bool:
@@ -39,22 +28,24 @@ def install(path: str | os.PathLike[str] | None = None) -> bool:
     set_path(path)
     if _keep_alive:
         return True
-    lib = _ggml_base()
-    if lib is None:
-        return False
     callback_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+    set_callback = native.symbol("ggml_set_abort_callback", ctypes.c_void_p, callback_type)
+    if set_callback is None:
+        return False
 
     def on_abort(message: bytes | None) -> None:
+        if not _first.acquire(blocking=False):  # several ggml threads can assert at once: one speaks
+            while True:
+                time.sleep(1)  # until the first one ends the process
         text = (message or b"").decode("utf-8", "replace").strip()
+        text = re.sub(r"^\S*/([^/\s]+:\d+: )", r"\1", text)  # the build's source path says nothing to users
         where = f"{_context[0]}: " if _context else ""
         line = f"ggufkit: error: {where}llama.cpp aborted: {text}\n"
         os.write(2, line.encode("utf-8", "replace"))
         os._exit(EXIT_FAILURE)
 
     callback = callback_type(on_abort)
-    lib.ggml_set_abort_callback.argtypes = [callback_type]
-    lib.ggml_set_abort_callback.restype = ctypes.c_void_p
-    lib.ggml_set_abort_callback(callback)
+    set_callback(callback)
     _keep_alive.append(callback)
     return True
 

@@ -7,7 +7,7 @@ generated token. llama-cpp-python does not bind these calls yet, so they are dec
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
+from ggufkit.runtime import native
 
 GGML_MAX_N_THREADS = 512  # ggml.h
 DEFAULT_POLL = 50  # ggml_threadpool_params_init's default
@@ -30,24 +30,13 @@ _fns: dict[str, object] = {}
 def _bind() -> bool:
     if _fns:
         return bool(_fns.get("new"))
-    import llama_cpp
-    import llama_cpp.llama_cpp as low
-
-    lib_dir = Path(llama_cpp.__file__).parent / "lib"
-    cpu = next((lib_dir / n for n in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll") if (lib_dir / n).exists()), None)
-    llama = getattr(low, "_lib", None)
-    try:
-        cpu_lib = ctypes.CDLL(str(cpu)) if cpu else None
-        if cpu_lib is None or llama is None:
-            raise OSError
-        new, free = cpu_lib.ggml_threadpool_new, cpu_lib.ggml_threadpool_free
-        attach = llama.llama_attach_threadpool
-    except (OSError, AttributeError):
+    pool_p = ctypes.c_void_p
+    new = native.symbol("ggml_threadpool_new", pool_p, ctypes.POINTER(ThreadpoolParams))
+    free = native.symbol("ggml_threadpool_free", None, pool_p)
+    attach = native.symbol("llama_attach_threadpool", None, ctypes.c_void_p, pool_p, pool_p)
+    if new is None or free is None or attach is None:
         _fns["new"] = None
         return False
-    new.argtypes, new.restype = [ctypes.POINTER(ThreadpoolParams)], ctypes.c_void_p
-    free.argtypes, free.restype = [ctypes.c_void_p], None
-    attach.argtypes, attach.restype = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], None
     _fns.update(new=new, free=free, attach=attach)
     return True
 
