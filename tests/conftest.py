@@ -73,6 +73,14 @@ def cli():
     return run_cli
 
 
+def json_of(r: Result):
+    """The JSON document a successful command printed."""
+    import json
+
+    assert r.code == 0, r.err
+    return json.loads(r.out)
+
+
 def assert_clean_error(r: Result, code: int = 2, *fragments: str) -> None:
     """A failure the user can read: the given exit code, one line on stderr, no traceback."""
     assert r.code == code, (r.code, r.err)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from tests.conftest import assert_clean_error
+from tests.conftest import assert_clean_error, json_of as _json
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +13,6 @@ def model(samples):
     return samples.gguf("q4_k_m")
 
 
-def _json(r):
-    assert r.code == 0, r.err
-    return json.loads(r.out)
 
 
 def test_prompt_from_argument_streams_only_text(cli, model):

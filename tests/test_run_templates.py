@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
@@ -11,7 +10,7 @@ from ggufkit.errors import BadInputError
 from ggufkit.runtime import templates
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
 from ggufkit.runtime.stops import StopFilter
-from tests.conftest import assert_clean_error
+from tests.conftest import assert_clean_error, json_of as _json
 
 CHAT = [{"role": "system", "content": "SYS"}, {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "How?"}]
@@ -22,9 +21,6 @@ def model(samples):
     return samples.gguf("q4_k_m")
 
 
-def _json(r):
-    assert r.code == 0, r.err
-    return json.loads(r.out)
 
 
 # --- templates -------------------------------------------------------------------------------------
