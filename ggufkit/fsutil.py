@@ -20,6 +20,21 @@ from pathlib import Path
 from ggufkit.errors import BadInputError, GgufkitError
 
 
+def read_text(path: Path, what: str, limit: int = 1 << 20) -> str:
+    """A small UTF-8 file (grammar, template, config) given by the user: read at most `limit` bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise BadInputError(f"cannot read {what}: {e.strerror}", path) from None
+    if len(data) > limit:
+        raise BadInputError(f"{what} file is larger than {limit >> 20} MiB", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError(f"{what} file is not UTF-8 text", path) from None
+
+
 def check_output(out: Path, inputs: list[Path], force: bool) -> None:
     """Refuse to clobber an input, or an existing output without `force`."""
     for inp in inputs:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError
+from ggufkit.fsutil import read_text
 
 DEFAULT_EPS = 5e-6  # what llama.cpp's own GGML->GGUF converter chose; LLaMA-1 used 1e-6, LLaMA-2 1e-5
 DEFAULT_CONTEXT = 2048  # LLaMA-1; LLaMA-2 models were trained at 4096
@@ -70,11 +71,9 @@ def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     if not path.exists():
         return {}
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise BadInputError("config.json is implausibly large", path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+        data = json.loads(read_text(path, "config.json", MAX_CONFIG_BYTES))
+    except ValueError as e:
         raise BadInputError(f"not valid JSON: {e}", path) from None
     if not isinstance(data, dict):
         raise BadInputError("not a JSON object", path)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError
+from ggufkit.fsutil import read_text
 from ggufkit.runtime.params import SAMPLING_KEYS, LoadParams, SamplingParams, StopParams, default_threads
 
 MAX_GRAMMAR_BYTES = 1 << 20
@@ -51,7 +52,7 @@ def build(settings: dict[str, Any], model_path: Path) -> RunSettings:
     seed = s.get("seed")
     sampling = SamplingParams(**{k: s[k] for k in SAMPLING_KEYS if s.get(k) is not None})
     if s.get("grammar_file"):
-        sampling.grammar = _read_grammar(Path(s["grammar_file"]))
+        sampling.grammar = read_text(Path(s["grammar_file"]), "grammar", MAX_GRAMMAR_BYTES)
     sampling.check()
     lora = s.get("lora")
     load = LoadParams(
@@ -73,14 +74,3 @@ def build(settings: dict[str, Any], model_path: Path) -> RunSettings:
     return RunSettings(load, sampling, stop)
 
 
-def _read_grammar(path: Path) -> str:
-    try:
-        data = path.read_bytes()[: MAX_GRAMMAR_BYTES + 1]
-    except OSError as e:
-        raise BadInputError(f"cannot read grammar: {e.strerror}", path) from None
-    if len(data) > MAX_GRAMMAR_BYTES:
-        raise BadInputError("grammar file is larger than 1 MiB", path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInputError("grammar file is not UTF-8 text", path) from None

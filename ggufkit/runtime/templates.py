@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError
+from ggufkit.fsutil import read_text
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES, FALLBACK_TEMPLATE
 
 MAX_TEMPLATE_BYTES = 1 << 20
@@ -52,16 +53,7 @@ def from_model(source: str, bos: str = "", eos: str = "") -> ChatTemplate:
 
 def from_file(path: Path) -> ChatTemplate:
     """An LLMFarm-style prompt format: plain text with {{prompt}} and optionally {{system}}."""
-    try:
-        data = path.read_bytes()[: MAX_TEMPLATE_BYTES + 1]
-    except OSError as e:
-        raise BadInputError(f"cannot read template: {e.strerror}", path) from None
-    if len(data) > MAX_TEMPLATE_BYTES:
-        raise BadInputError("template file is larger than 1 MiB", path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInputError("template file is not UTF-8 text", path) from None
+    text = read_text(path, "template", MAX_TEMPLATE_BYTES)
     if not _PROMPT.search(text):
         raise BadInputError("template file has no {{prompt}} placeholder", path)
     return ChatTemplate(f"file:{path}", text, kind="file")
