@@ -70,4 +70,4 @@ def _load_reason(message: str) -> str:
 
 
 if __name__ == "__main__":
-    child_main(work)
+    raise SystemExit(child_main(work))

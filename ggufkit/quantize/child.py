@@ -160,8 +160,8 @@ def load_bindings() -> None:
 
 if __name__ == "__main__":
     load_bindings()  # before the request arrives: a started child loads while the parent checks
-    child_main(work)
+    status = child_main(work)
     # The result is out and the file closed: skip tearing down the interpreter (and llama_cpp) for a
     # parent that is waiting on this exit.
     sys.stdout.flush()
-    os._exit(0)
+    os._exit(status)

@@ -92,8 +92,10 @@ def _describe_death(rc: int, log: str) -> str:
     return f"llama.cpp failed ({how})" + (f": {hint[:300]}" if hint else "")
 
 
-def child_main(work: Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], dict[str, Any]]) -> None:
-    """Entry point for a child module: read the request, do the work, report one result line."""
+def child_main(work: Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], dict[str, Any]]) -> int:
+    """Body of a child module's entry point: read the request, do the work, report one result line.
+
+    Returns the process's exit status; the module's `__main__` block exits with it."""
 
     def emit(event: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
@@ -104,5 +106,6 @@ def child_main(work: Callable[[dict[str, Any], Callable[[dict[str, Any]], None]]
         result = work(request, emit)
     except GgufkitError as e:
         emit({"event": "error", "message": e.message})
-        sys.exit(1)
+        return 1
     emit({"event": "done", **result})
+    return 0
