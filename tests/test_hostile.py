@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from ggufkit.cli.app import app
 from tests.hostile.cases import CASES
 from tests.hostile.gguf_raw import RawGguf
+from tests.measure import run_measured
 
 TIME_LIMIT_S = 30
 RSS_LIMIT = 1 << 30
@@ -45,29 +44,14 @@ def test_hostile_file(hostile_dir, tmp_path, case, command):
     out = tmp_path / "out"
     out.mkdir()
     args = [str(a) for a in COMMANDS[command](path, out)]
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ggufkit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=TIME_LIMIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail(f"{command} on {case.name} ran past {TIME_LIMIT_S} s")
-    elapsed = time.perf_counter() - started
-    usage = _child_usage()
-    assert proc.returncode > 0, f"{command} on {case.name} ({case.breaks}): exit {proc.returncode}\n{stderr}"
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ggufkit: error: "), stderr
+    r = run_measured([sys.executable, "-m", "ggufkit", *args], TIME_LIMIT_S)
+    assert not r.timed_out, f"{command} on {case.name} ran past {TIME_LIMIT_S} s"
+    assert r.returncode > 0, f"{command} on {case.name} ({case.breaks}): exit {r.returncode}\n{r.err}"
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ggufkit: error: "), r.err
     assert str(path) in lines[0], lines[0]
-    assert "Traceback" not in stderr
-    assert elapsed < TIME_LIMIT_S
-    assert usage < RSS_LIMIT
+    assert "Traceback" not in r.err
+    assert r.peak_rss < RSS_LIMIT
     assert list(out.iterdir()) == []
     assert path.read_bytes() == before
 
-
-def _child_usage() -> int:
-    """Peak RSS of the largest child reaped so far (bytes): a bound for the one just run."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024

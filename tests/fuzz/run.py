@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ggufkit.errors import GgufkitError
+from tests.measure import run_measured
 from tests.fuzz.mutate import fields_of, header_end, mutate
 
 SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"))
@@ -118,39 +119,25 @@ def validate(path: Path, legacy: bool, scratch: Path) -> Path | None:
 
 def run_cli(args: list[str], out: Path) -> str | None:
     """None if the command behaved, else what went wrong."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ggufkit", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, err = proc.communicate(timeout=CLI_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+    r = run_measured([sys.executable, "-m", "ggufkit", *args], CLI_TIMEOUT_S)
+    if r.timed_out:
         return f"hung (> {CLI_TIMEOUT_S} s)"
-    rss = _last_child_rss()
-    if proc.returncode < 0:
-        return f"killed by signal {-proc.returncode}: {err.strip()[-300:]}"
+    err = r.err
+    if r.returncode < 0:
+        return f"killed by signal {-r.returncode}: {err.strip()[-300:]}"
     if "Traceback" in err:
         return f"traceback: {err.strip()[-500:]}"
-    if proc.returncode > 0:
+    if r.returncode > 0:
         errors = [ln for ln in err.splitlines() if ln.startswith("ggufkit: error:")]
         # bench reports a configuration llama.cpp refused as an error row and a closing notice
         row_failed = args[0] == "bench" and "configuration(s) failed" in err
         if len(errors) != 1 and not row_failed:
-            return f"exit {proc.returncode} without one error line: {err.strip()[-300:]}"
+            return f"exit {r.returncode} without one error line: {err.strip()[-300:]}"
         if any(out.iterdir()):
             return f"failed but left {[p.name for p in out.iterdir()]}"
-    if rss > RSS_LIMIT:
-        return f"peak RSS {rss >> 20} MiB"
-    if time.perf_counter() - start > CLI_TIMEOUT_S:
-        return "too slow"
+    if r.peak_rss > RSS_LIMIT:
+        return f"peak RSS {r.peak_rss >> 20} MiB"
     return None
-
-
-def _last_child_rss() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
 def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | None = None,
