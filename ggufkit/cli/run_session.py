@@ -32,7 +32,7 @@ def run(prepared: PreparedModel, settings: RunSettings, merged: dict[str, Any], 
             notice(f"warning: {w}")
         if verbose:
             notice(f"model: {prepared.path} (n_ctx {model.n_ctx}, threads {settings.load.n_threads}, "
-                   f"load {model.load_ms:.1f} ms)")
+                   f"load {model.load_ms:.1f} ms, warm-up {model.warmup_ms:.1f} ms of it)")
             if template is not None:
                 notice(f"template: {template.name}")
         if interactive:
@@ -63,7 +63,7 @@ def _one_shot(model, template, settings: RunSettings, system: str | None, text: 
         raise BadInputError("the prompt is empty")
     with make_sampler(model, settings, grammar_file) as sampler:
         if verbose:
-            notice("sampler: " + " -> ".join(sampler.names))
+            notice("sampler: " + sampler.description)
         out = sys.stdout
         done: DoneEvent | None = None
         for ev in stream(model, sampler, tokens, settings.stop):
@@ -75,7 +75,7 @@ def _one_shot(model, template, settings: RunSettings, system: str | None, text: 
                 done = ev
     assert done is not None
     if json_out:
-        print_json(_result_json(done, model.load_ms))
+        print_json(_result_json(done, model.load_ms, model.warmup_ms))
     elif done.text and not done.text.endswith("\n") and out.isatty():
         out.write("\n")
     if stats:
@@ -97,7 +97,7 @@ def make_sampler(model, settings: RunSettings, grammar_file: str | None):
         raise
 
 
-def _result_json(done: DoneEvent, load_ms: float) -> dict[str, Any]:
+def _result_json(done: DoneEvent, load_ms: float, warmup_ms: float) -> dict[str, Any]:
     return {
         "text": done.text,
         "stop_reason": done.stop_reason,
@@ -107,6 +107,7 @@ def _result_json(done: DoneEvent, load_ms: float) -> dict[str, Any]:
         "generated_ids": done.tokens,
         "timings": {
             "load_ms": round(load_ms, 3),
+            "warmup_ms": round(warmup_ms, 3),  # part of load_ms
             "prompt_ms": round(done.prompt_ms, 3),
             "prompt_tokens_per_s": round(done.prompt_tps, 2),
             "generation_ms": round(done.gen_ms, 3),

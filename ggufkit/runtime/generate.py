@@ -83,6 +83,7 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
         chunk = prompt[start:start + n_batch]
         arr = (L.llama_token * len(chunk))(*chunk)
         _check_decode(model, L.llama_decode(ctx, L.llama_batch_get_one(arr, len(chunk))))
+    L.llama_synchronize(ctx)  # decoding is asynchronous on a GPU: the prompt's time must not land on generation
     t1 = time.perf_counter()
     kv = list(prompt)
 

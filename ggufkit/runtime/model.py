@@ -27,8 +27,10 @@ class Model:
     n_vocab: int
     n_ctx: int
     n_ctx_train: int
-    load_ms: float
+    load_ms: float  # opening the file and creating the context, warm-up included
     warnings: list[str] = field(default_factory=list)
+    warmup_ms: float = 0.0
+    all_on_gpu: bool = False  # every layer and the output layer offloaded to a GPU
     _lora: object = None
     _pool: int | None = None  # the ggml threadpool attached to ctx
     _piece_buf: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(_PIECE_BYTES))
@@ -80,14 +82,23 @@ class Model:
             self.lib.llama_memory_clear(self.memory, True)
             raise LlamaFailure("llama.cpp could not trim its KV cache", self.params.path)
 
+    def renew_context(self, n_ctx: int) -> None:
+        """Replace the context by a fresh one of `n_ctx` tokens on the same weights (llama-bench makes one
+        per test, sized to it). Raises LlamaFailure, leaving no context, if llama.cpp refuses."""
+        self._free_context()
+        self.ctx, self._pool = _new_context(self.lib, self.model, self.params, n_ctx, self._lora)
+        self.n_ctx = self.lib.llama_n_ctx(self.ctx)
+
+    def _free_context(self) -> None:
+        if self.ctx:
+            self.lib.llama_free(self.ctx)
+            self.ctx = None
+        threadpool.free(self._pool)
+        self._pool = None
+
     def close(self) -> None:
         L = self.lib
-        if self.ctx:
-            L.llama_free(self.ctx)
-            self.ctx = None
-        if self._pool:
-            threadpool.free(self._pool)
-            self._pool = None
+        self._free_context()
         if self._lora:
             L.llama_adapter_lora_free(self._lora)
             self._lora = None
@@ -127,24 +138,16 @@ def load(params: LoadParams) -> Model:
         model = L.llama_model_load_from_file(str(params.path).encode(), mp)
     if not model:
         raise LlamaFailure(f"llama.cpp could not load the model{log.reason()}", params.path)
-    ctx = lora = None
+    ctx = lora = pool = None
     try:
-        cp = L.llama_context_default_params()
-        cp.n_ctx = params.n_ctx
-        cp.n_batch = params.n_batch
-        cp.n_ubatch = params.n_batch
-        cp.n_threads = cp.n_threads_batch = params.n_threads
-        cp.no_perf = False
-        with llama_log.capture() as log:
-            ctx = L.llama_init_from_model(model, cp)
-        if not ctx:
-            raise LlamaFailure(f"llama.cpp could not create a context{log.reason()}", params.path)
         if params.lora is not None:
-            lora = _apply_lora(L, model, ctx, params)
-        pool = threadpool.attach(ctx, params.n_threads)
+            lora = _init_lora(L, model, params)
+        ctx, pool = _new_context(L, model, params, params.n_ctx, lora)
+        warmup_ms = _warm_up(L, model, ctx, params) if params.warmup else 0.0
     except BaseException:
         if ctx:
             L.llama_free(ctx)
+        threadpool.free(pool)
         if lora:
             L.llama_adapter_lora_free(lora)
         L.llama_model_free(model)
@@ -154,22 +157,65 @@ def load(params: LoadParams) -> Model:
     return Model(
         params=params, model=model, ctx=ctx, vocab=vocab, n_vocab=L.llama_vocab_n_tokens(vocab),
         n_ctx=L.llama_n_ctx(ctx), n_ctx_train=L.llama_model_n_ctx_train(model), load_ms=load_ms,
-        warnings=warnings, _lora=lora, _pool=pool,
+        warnings=warnings, warmup_ms=warmup_ms, all_on_gpu=ngl < 0 or ngl > L.llama_model_n_layer(model),
+        _lora=lora, _pool=pool,
     )
 
 
-def _apply_lora(L, model, ctx, params: LoadParams):
+def _warm_up(L, model, ctx, params: LoadParams) -> float:
+    """Decode two tokens, then one, and forget them; return the milliseconds it took.
+
+    The first decodes of each shape pay one-time costs (GPU kernels loaded, CUDA graphs captured, mapped
+    pages read in) that would otherwise land on the first prompt and the first generated tokens.
+    llama.cpp's CLI warms up the same way; llama-bench does it before every test.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    vocab = L.llama_model_get_vocab(model)
+    bos, eos = L.llama_vocab_bos(vocab), L.llama_vocab_eos(vocab)
+    toks = [t for t in (bos, eos) if t != L.LLAMA_TOKEN_NULL] or [0]
+    for chunk in (toks, toks[:1]):
+        arr = (L.llama_token * len(chunk))(*chunk)
+        with llama_log.capture() as log:
+            rc = L.llama_decode(ctx, L.llama_batch_get_one(arr, len(chunk)))
+        if rc != 0:
+            raise LlamaFailure(f"llama.cpp failed its warm-up decode (llama_decode returned {rc}){log.reason()}",
+                               params.path)
+    L.llama_synchronize(ctx)
+    L.llama_memory_clear(L.llama_get_memory(ctx), True)
+    L.llama_perf_context_reset(ctx)
+    return (time.perf_counter() - t0) * 1000
+
+
+def _new_context(L, model, params: LoadParams, n_ctx: int, lora) -> tuple[object, int | None]:
+    """A context on `model` with its own thread pool (and the LoRA adapter, if any); raise LlamaFailure."""
+    cp = L.llama_context_default_params()
+    cp.n_ctx = n_ctx
+    cp.n_batch = params.n_batch
+    cp.n_ubatch = params.n_batch
+    cp.n_threads = cp.n_threads_batch = params.n_threads
+    cp.no_perf = False
+    with llama_log.capture() as log:
+        ctx = L.llama_init_from_model(model, cp)
+    if not ctx:
+        raise LlamaFailure(f"llama.cpp could not create a context{log.reason()}", params.path)
+    if lora is not None:
+        adapters = (L.llama_adapter_lora_p_ctypes * 1)(lora)
+        scales = (ctypes.c_float * 1)(params.lora_scale)
+        if L.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
+            L.llama_free(ctx)
+            raise LlamaFailure("llama.cpp could not apply the LoRA adapter", params.lora)
+    return ctx, threadpool.attach(ctx, params.n_threads)
+
+
+def _init_lora(L, model, params: LoadParams):
     if not params.lora.is_file():
         raise BadInputError("LoRA adapter not found", params.lora)
     with llama_log.capture() as log:
         lora = L.llama_adapter_lora_init(model, str(params.lora).encode())
     if not lora:
         raise LlamaFailure(f"llama.cpp could not load the LoRA adapter{log.reason()}", params.lora)
-    adapters = (L.llama_adapter_lora_p_ctypes * 1)(lora)
-    scales = (ctypes.c_float * 1)(params.lora_scale)
-    if L.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
-        L.llama_adapter_lora_free(lora)
-        raise LlamaFailure("llama.cpp could not apply the LoRA adapter", params.lora)
     return lora
 
 

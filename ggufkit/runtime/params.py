@@ -33,6 +33,10 @@ class LoadParams:
     seed: int = DEFAULT_SEED
     lora: Path | None = None
     lora_scale: float = 1.0
+    warmup: bool = False  # decode a few tokens at load, as llama.cpp's own CLI does (see model.load)
+    # run the sampler chain inside llama.cpp's graph (llama.cpp: experimental); None = where it pays off
+    # (sampler.in_graph decides)
+    backend_sampling: bool | None = None
 
 
 @dataclass

@@ -33,6 +33,7 @@ _OTHER_KEYS: dict[str, tuple[type, ...]] = {
     "template": (str,), "template_file": (str,), "system": (str,), "ctx": (int,), "threads": (int,),
     "batch": (int,), "gpu_layers": (int, str), "max_tokens": (int,), "stop": (list,), "mmap": (bool,),
     "mlock": (bool,), "lora": (str,), "lora_scale": (float, int), "grammar_file": (str,), "chat": (bool,),
+    "warmup": (bool,), "backend_sampling": (bool,),
 }
 
 

@@ -2,7 +2,9 @@
 
 The order is llama.cpp's common order: grammar, penalties, top-k, typical, top-p, min-p, temperature,
 then the final pick (dist with the seed, greedy at temp 0, or mirostat). Samplers at their neutral value
-are left out, so a chain costs only what it uses.
+are left out, so a chain costs only what it uses. With LoadParams.backend_sampling the chain is attached
+to the context (llama_set_sampler): llama.cpp then runs the samplers that support it inside the model's
+graph, on the GPU when the output layer is there, and copies back a token instead of the whole logit row.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ class Sampler:
     chain: object  # llama_sampler_p
     names: list[str]  # what the chain holds, in order (for /show and --verbose)
     history_n: int = 0  # prompt tokens to show the penalties before generating (0 with a grammar)
+    attached_to: object = None  # the llama_context the chain runs inside (backend sampling), if any
+
+    @property
+    def description(self) -> str:
+        where = " (in llama.cpp's graph)" if self.attached_to else ""
+        return " -> ".join(self.names) + where
 
     def reset(self) -> None:
         import llama_cpp
@@ -37,6 +45,9 @@ class Sampler:
         if self.chain:
             import llama_cpp
 
+            if self.attached_to:  # the context must not keep a pointer to a freed chain
+                llama_cpp.llama_set_sampler(self.attached_to, 0, None)
+                self.attached_to = None
             llama_cpp.llama_sampler_free(self.chain)
             self.chain = None
 
@@ -47,11 +58,25 @@ class Sampler:
         self.close()
 
 
+def in_graph(setting: bool | None, sp: SamplingParams, all_on_gpu: bool) -> bool:
+    """Whether the chain runs inside llama.cpp's graph. Unset, only a plain greedy chain on a model wholly
+    on a GPU does: on an H100 that was 3-9 % faster (no logit row copied back, no CPU pass over it),
+    while GPU top-k/top-p chains were slower than the CPU's, and the CPU backend gains nothing."""
+    if setting is not None:
+        return setting
+    plain = sp.repeat_penalty == 1.0 and not sp.presence_penalty and not sp.frequency_penalty
+    return all_on_gpu and sp.temp <= 0 and sp.grammar is None and plain
+
+
 def build_sampler(model, sp: SamplingParams) -> Sampler:
     """A native chain for `model` (runtime.model.Model). Raises BadInputError for a bad grammar."""
     import llama_cpp as L
 
     sp.check()
+    backend = in_graph(model.params.backend_sampling, sp, model.all_on_gpu)
+    if backend and sp.grammar is not None:
+        raise BadInputError("backend sampling cannot apply a grammar (llama.cpp runs grammars on the CPU only): "
+                            "leave out --backend-sampling or the grammar")
     chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
     names: list[str] = []
     history_n = 0
@@ -96,7 +121,14 @@ def build_sampler(model, sp: SamplingParams) -> Sampler:
                 add(f"min_p({sp.min_p})", L.llama_sampler_init_min_p(sp.min_p, 1))
             add(f"temp({sp.temp})", L.llama_sampler_init_temp(sp.temp))
             add(f"dist(seed={sp.seed})", L.llama_sampler_init_dist(sp.seed))
+        attached = None
+        if backend:
+            with llama_log.capture() as log:
+                ok = L.llama_set_sampler(model.ctx, 0, chain)
+            if not ok:
+                raise BadInputError(f"llama.cpp cannot run this sampler chain in its graph{log.reason()}")
+            attached = model.ctx
     except BaseException:
         L.llama_sampler_free(chain)
         raise
-    return Sampler(chain, names, history_n)
+    return Sampler(chain, names, history_n, attached)

@@ -66,6 +66,8 @@ def build(settings: dict[str, Any], model_path: Path) -> RunSettings:
         seed=sampling.seed if seed is None else seed,
         lora=Path(lora) if lora else None,
         lora_scale=float(s.get("lora_scale", 1.0)),
+        warmup=bool(s.get("warmup", True)),
+        backend_sampling=s.get("backend_sampling"),
     )
     max_tokens = s.get("max_tokens")
     stop = StopParams(max_tokens=-1 if max_tokens is None else max_tokens, stop=tuple(s.get("stop") or ()))

@@ -1,0 +1,87 @@
+"""`run`'s warm-up decode and `--backend-sampling`: faster paths that must not change a single token.
+
+On CI's CPU-only build the backend is the CPU, so these run llama.cpp's in-graph samplers for real; on a GPU
+build the same chain runs on the GPU (benchmarks/gpu/device_run.sh measures that).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import assert_clean_error, json_of as _json
+
+PROMPT = ("-p", "hello the world", "-n", "24", "--ctx", "512", "--json")
+
+
+@pytest.fixture(scope="module")
+def model(samples):
+    return samples.gguf("q4_k_m")
+
+
+def test_warmup_is_timed_and_leaves_nothing_in_the_cache(cli, model):
+    warm = _json(cli("run", model, *PROMPT, "--temp", "0"))
+    cold = _json(cli("run", model, *PROMPT, "--temp", "0", "--no-warmup"))
+    assert 0 < warm["timings"]["warmup_ms"] < warm["timings"]["load_ms"]
+    assert cold["timings"]["warmup_ms"] == 0
+    # warm-up tokens left in the KV cache would shift every position after them
+    assert warm["generated_ids"] == cold["generated_ids"]
+    assert warm["prompt_tokens"] == cold["prompt_tokens"] == warm["prompt_tokens_evaluated"]
+
+
+@pytest.mark.parametrize("chain", [
+    ("--temp", "0"),
+    ("--seed", "11"),  # the default chain: top-k, top-p, min-p, temp, dist
+    ("--seed", "3", "--temp", "1.2", "--top-k", "0", "--repeat-penalty", "1.3", "--presence-penalty", "0.5"),
+    ("--seed", "5", "--mirostat", "2"),  # temp in the graph, mirostat after it on the CPU
+], ids=["greedy", "default", "penalties", "mirostat"])
+def test_backend_sampling_picks_the_same_tokens(cli, model, chain):
+    on_cpu = _json(cli("run", model, *PROMPT, *chain))
+    in_graph = _json(cli("run", model, *PROMPT, *chain, "--backend-sampling"))
+    assert in_graph["generated_ids"] == on_cpu["generated_ids"]
+    assert in_graph["generated_tokens"] == 24
+
+
+def test_backend_sampling_is_reported_and_refuses_a_grammar(cli, model, tmp_path):
+    r = cli("run", model, "-p", "hello", "-n", "4", "--temp", "0", "-v", "--verbose-llama", "--backend-sampling")
+    assert r.code == 0, r.err
+    assert "sampler: greedy (in llama.cpp's graph)" in r.err
+    assert "Backend sampler selected token" in r.err  # llama.cpp's own word that the graph picked it
+    grammar = tmp_path / "yes.gbnf"
+    grammar.write_text('root ::= "yes"\n')
+    r = cli("run", model, "-p", "hello", "-n", "4", "--backend-sampling", "--grammar-file", grammar)
+    assert_clean_error(r, 2, "backend sampling cannot apply a grammar")
+
+
+def test_backend_sampling_chat_rebuilds_its_chain(cli, model):
+    """/set builds a new chain: the old one is detached from the context before it is freed."""
+    script = "hello the world\n/set temp 0\nthe world\n/set top_k 3\nhello\n/exit\n"
+    args = ("run", model, "-i", "-n", "6", "--seed", "2", "--template", "chatml", "--ctx", "512", "--stats")
+    on_cpu = cli(*args, stdin=script)
+    in_graph = cli(*args, "--backend-sampling", stdin=script)
+    assert on_cpu.code == in_graph.code == 0, in_graph.err
+    assert in_graph.err.count("generated 6 tokens") == 3
+    assert in_graph.out == on_cpu.out
+
+
+def test_default_leaves_sampling_on_the_cpu_without_a_gpu(cli, model):
+    for flags in ((), ("--no-backend-sampling",)):
+        r = cli("run", model, "-p", "hello", "-n", "4", "--temp", "0", "-v", *flags)
+        assert r.code == 0, r.err
+        assert "sampler: greedy\n" in r.err + "\n" and "llama.cpp's graph" not in r.err
+
+
+@pytest.mark.parametrize("setting, sampling, all_on_gpu, expected", [
+    (None, {"temp": 0}, True, True),  # the one case the default moves into the graph
+    (None, {"temp": 0}, False, False),  # CPU, or some layers on the CPU
+    (None, {"temp": 0.8}, True, False),  # top-k/top-p chains measured slower on the GPU
+    (None, {"temp": 0, "repeat_penalty": 1.1}, True, False),
+    (None, {"temp": 0, "presence_penalty": 0.5}, True, False),
+    (None, {"temp": 0, "grammar": 'root ::= "a"'}, True, False),
+    (True, {"temp": 0.8}, False, True),  # asked for: always
+    (False, {"temp": 0}, True, False),
+])
+def test_in_graph_policy(setting, sampling, all_on_gpu, expected):
+    from ggufkit.runtime.params import SamplingParams
+    from ggufkit.runtime.sampler import in_graph
+
+    assert in_graph(setting, SamplingParams(**sampling), all_on_gpu) is expected
