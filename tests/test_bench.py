@@ -84,7 +84,7 @@ def test_matrix_has_one_row_per_combination(matrix, q4, q8):
         assert set(r) == ROW_KEYS
         _ok(r)
         assert r["architecture"] == "llama" and r["backend"] == "CPU" and r["gpu_layers"] == 0
-        assert (r["n_prompt"], r["n_gen"], r["repetitions"], r["batch"], r["ctx"]) == (16, 8, 2, 512, 24)
+        assert (r["n_prompt"], r["n_gen"], r["repetitions"], r["batch"], r["ctx"]) == (16, 8, 2, 512, 0)
     assert {r["file_type"] for r in rows} == {"Q4_K_M", "Q8_0"}
     assert {r["size_bytes"] for r in rows} == {q4.stat().st_size, q8.stat().st_size}
 
@@ -258,3 +258,16 @@ def test_rich_table_when_asked(cli, q4):
     r = cli("bench", q4, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "--format", "table", "-q")
     assert r.code == 0 and r.err == "", r.err
     assert "llama-cpp-python" in r.out and "±" in r.out  # speeds never fold, even at 80 columns
+
+
+@pytest.mark.parametrize("ctx, expected", [(0, (512, 256)), (1024, (1024, 1024))])
+def test_context_per_test_as_llama_bench(q4, ctx, expected):
+    """--ctx 0: pp and tg each get a context sized to their tokens (llama.cpp pads to 256), as llama-bench
+    makes one per test; speed depends on it on a GPU. A given --ctx serves both."""
+    from ggufkit.bench.child import work
+
+    req = {"path": str(q4), "n_ctx": ctx, "threads": 2, "batch": 512, "gpu_layers": 0, "mmap": True,
+           "n_prompt": 300, "n_gen": 8, "reps": 1}
+    result = work(req, lambda event: None)
+    assert (result["pp"]["n_ctx"], result["tg"]["n_ctx"]) == expected
+    assert result["pp"]["tokens"] == 300 and result["tg"]["tokens"] == 8

@@ -38,8 +38,11 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
 
     base = rss_bytes("VmRSS")
     emit({"event": "progress", "stage": "load"})
-    params = LoadParams(path=Path(req["path"]), n_ctx=req["n_ctx"], n_threads=req["threads"], n_batch=req["batch"],
-                        n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"])
+    tests = [(name, method, n, warm) for name, method, n, warm in
+             (("pp", "prompt", req["n_prompt"], None), ("tg", "generate", req["n_gen"], 1)) if n > 0]
+    per_test = not req["n_ctx"]  # llama-bench sizes a context to each test: speed depends on it on a GPU
+    params = LoadParams(path=Path(req["path"]), n_ctx=req["n_ctx"] or tests[0][2], n_threads=req["threads"],
+                        n_batch=req["batch"], n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"])
     result: dict[str, Any] = {"base_rss_bytes": base}
     try:
         model = load(params)
@@ -48,15 +51,16 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     with model:
         result["load_ms"] = model.load_ms
         result["warnings"] = model.warnings
-        bench = Bencher(model)
         reps = req["reps"]
-        for name, test, n, warm in (("pp", bench.prompt, req["n_prompt"], None), ("tg", bench.generate, req["n_gen"], 1)):
-            if n <= 0:
-                continue
+        for i, (name, method, n, warm) in enumerate(tests):
+            if per_test and i > 0:
+                model.renew_context(n)
+            bench = Bencher(model)
             emit({"event": "progress", "stage": f"{name} warm-up"})
-            speed = bench.measure(test, n, reps, warmup_tokens=warm,
+            speed = bench.measure(getattr(bench, method), n, reps, warmup_tokens=warm,
                                   on_rep=lambda i, name=name: emit({"event": "progress", "stage": name, "rep": i, "reps": reps}))
-            result[name] = {"tokens": n, "samples_ns": speed.samples_ns, "mean": speed.mean, "sd": speed.sd}
+            result[name] = {"tokens": n, "n_ctx": model.n_ctx, "samples_ns": speed.samples_ns, "mean": speed.mean,
+                            "sd": speed.sd}
     result["peak_rss_bytes"] = rss_bytes()
     return result
 

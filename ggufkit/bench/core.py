@@ -129,7 +129,7 @@ def run_bench(opts: BenchOptions, on_progress: Callable[[Progress], None] | None
         rows.append(row)
     settings = {"n_prompt": opts.n_prompt, "n_gen": opts.n_gen, "repetitions": opts.repetitions, "mmap": opts.mmap,
                 "gpu": opts.gpu, "gpu_layers": opts.gpu_layers, "threads": opts.threads, "batch": opts.batch,
-                "ctx": opts.n_ctx}
+                "ctx": opts.ctx}
     return BenchRun(machine(build), software(build), settings, rows, started, time.perf_counter() - t0)
 
 
@@ -137,7 +137,7 @@ def _row(m: ModelInfo, cfg: Config, opts: BenchOptions, build: Build) -> Row:
     return Row(
         model=m.model, path=m.path, architecture=m.architecture, file_type=m.file_type, size_bytes=m.size_bytes,
         parameters=m.parameters, backend="CPU" if cfg.gpu_layers == 0 else build.gpu_backend,
-        gpu_layers=cfg.gpu_layers, mmap=cfg.mmap, threads=cfg.threads, batch=cfg.batch, ctx=opts.n_ctx,
+        gpu_layers=cfg.gpu_layers, mmap=cfg.mmap, threads=cfg.threads, batch=cfg.batch, ctx=opts.ctx,
         n_prompt=opts.n_prompt, n_gen=opts.n_gen, repetitions=opts.repetitions,
     )
 
@@ -145,7 +145,7 @@ def _row(m: ModelInfo, cfg: Config, opts: BenchOptions, build: Build) -> Row:
 def _measure(row: Row, m: ModelInfo, cfg: Config, opts: BenchOptions, report: Callable[..., None]) -> None:
     from ggufkit.runtime.child import run_child
 
-    request = {"path": str(m.gguf), "n_ctx": opts.n_ctx, "threads": cfg.threads, "batch": cfg.batch,
+    request = {"path": str(m.gguf), "n_ctx": opts.ctx, "threads": cfg.threads, "batch": cfg.batch,
                "gpu_layers": cfg.gpu_layers, "mmap": cfg.mmap, "n_prompt": opts.n_prompt, "n_gen": opts.n_gen,
                "reps": opts.repetitions}
 

@@ -28,7 +28,7 @@ class BenchOptions:
     gpu_layers: int = ALL_LAYERS  # used by the GPU rows; 0 < N offloads the first N layers
     threads: list[int] = field(default_factory=lambda: [default_threads()])
     batch: list[int] = field(default_factory=lambda: [512])
-    ctx: int = 0  # 0 = n_prompt + n_gen, as llama-bench sizes its context
+    ctx: int = 0  # 0 = a context per test sized to it (pp: n_prompt, tg: n_gen), as llama-bench does
 
     def check(self) -> BenchOptions:
         if not self.models:
@@ -48,10 +48,6 @@ class BenchOptions:
         if self.ctx and self.ctx < self.n_prompt + self.n_gen:
             raise BadInputError(f"--ctx {self.ctx} cannot hold -p {self.n_prompt} + -n {self.n_gen} tokens")
         return self
-
-    @property
-    def n_ctx(self) -> int:
-        return self.ctx or self.n_prompt + self.n_gen
 
 
 def parse_int_list(text: str, name: str, minimum: int = 1) -> list[int]:

@@ -27,7 +27,7 @@ def bench(
     gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = -1,
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = "512",
-    ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = -p + -n, as llama-bench).", rich_help_panel=_MATRIX)] = 0,
+    ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = one per test, sized to it: -p for pp, -n for tg, as llama-bench).", rich_help_panel=_MATRIX)] = 0,
     fmt: Annotated[Optional[str], typer.Option("--format", help="table (default on a terminal), md (default otherwise), csv, json or jsonl.", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results here (format from the suffix .json/.jsonl/.csv/.md, else --format).", show_default=False)] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="A saved `--format json` run to compare with; exit 3 on a regression.", show_default=False, rich_help_panel=_CI)] = None,
