@@ -60,6 +60,9 @@ class SampleSpec:
 SIZES = {
     "tiny": SampleSpec(n_vocab=512, n_embd=256, n_layer=2, n_head=4, n_head_kv=4, n_ff=768),
     "small": SampleSpec(n_vocab=4096, n_embd=1024, n_layer=8, n_head=16, n_head_kv=16, n_ff=2816),
+    # ~1B parameters with a real-sized vocabulary: per-token costs outside the layers (the logit row,
+    # sampling, Python) weigh as they do on real models; too big for CI, made for GPU measurements
+    "medium": SampleSpec(n_vocab=32000, n_embd=2048, n_layer=16, n_head=16, n_head_kv=16, n_ff=5632),
 }
 
 
