@@ -80,3 +80,19 @@ def test_sample_cli_refuses_to_overwrite(cli, tmp_path):
     assert cli("sample", out, "--seed", "1", "--force").code == 0
     assert out.read_bytes() != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf"]
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "medium"])
+def test_every_size_can_be_k_quantized_and_exported_to_ggjt3(size):
+    """Checked without writing the model (medium is ~4 GB of F32): k-quants need rows that are multiples of
+    256, pre-GGUF llama.cpp must be able to derive n_ff from an n_mult, and the vocabulary must build."""
+    from ggufkit.samples.model import SIZES
+    from ggufkit.samples.vocab import build_vocab
+
+    spec = SIZES[size]
+    assert spec.n_mult > 0 and spec.n_embd % spec.n_head == 0 and spec.n_head_kv == spec.n_head  # GGJT v3: no GQA
+    for name, shape in spec.shapes():
+        if len(shape) == 2:
+            assert shape[1] % 256 == 0, (name, shape)
+    tokens, scores, types = build_vocab(spec.n_vocab)
+    assert len(tokens) == len(set(tokens)) == len(scores) == len(types) == spec.n_vocab
