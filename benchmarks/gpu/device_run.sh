@@ -1,63 +1,105 @@
 #!/usr/bin/env bash
 # On the GPU machine (no network; run from the repo root with .gpukit/ carried, see prepare_kit.sh):
-# build llama.cpp with CUDA from the vendored sources, point llama-cpp-python's Python package at it,
-# then measure ggufkit bench (GPU and CPU rows, both mmap modes), llama-bench -ngl 99 on the same
-# build, and ggufkit run -ngl all. Results go to $OUT (default build/gpu).
+# build llama.cpp with CUDA from the vendored sources (reused while the machine stays warm), point
+# llama-cpp-python's Python package at it, then measure, per PARTS (default: all of them, in this order):
+#   runs-medium, runs-small   ggufkit run -ngl all in its variants, four times each, between two
+#                             llama-bench -ngl 99 runs of the same model
+#   bench-small               ggufkit bench GPU and CPU rows, both mmap modes, between two llama-bench
+#                             -ngl 99 runs; llama-bench -ngl 0
+#   bench-medium              ggufkit bench GPU rows at llama-bench's context (-p + -n) and at run's 4096
+#   chat                      ggufkit run -i -ngl all over a pipe, with and without backend sampling
+# small is the small sample Q4_K_M; medium the ~1B-parameter one (32k vocabulary), whose per-token costs
+# outside the layers weigh as on real models. Results go to $OUT (default build/gpu); summarize.py turns
+# them into summary.json.
 set -euo pipefail
 KIT=.gpukit
 OUT="${OUT:-build/gpu}"
+PARTS="${PARTS:-runs-medium bench-medium runs-small bench-small chat}"
+T="${THREADS:-8}"
+REPS="${REPS:-10}"
 mkdir -p "$OUT" /tmp/site /tmp/pkg
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$KIT"/wheels/*.whl
-B=/tmp/llama-cuda
-FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # as the Makefile: AMX crashes where it is not really there
-t0=$(date +%s)
-cmake -S "$KIT/src/llama.cpp" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
-  -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
-  -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" > "$OUT/cmake.log" 2>&1
-cmake --build "$B" -j "$(nproc)" --target llama llama-bench >> "$OUT/cmake.log" 2>&1
-echo "build_seconds $(( $(date +%s) - t0 ))" | tee "$OUT/build.txt"
-rm -f "$OUT/cmake.log"
-cp -r "$KIT/src/llama_cpp" /tmp/pkg/ && rm -rf /tmp/pkg/llama_cpp/lib && ln -s "$B/bin" /tmp/pkg/llama_cpp/lib
 export PYTHONPATH="/tmp/pkg:/tmp/site:$PWD"
 gk() { python3 -m ggufkit "$@"; }
-gk doctor | tee "$OUT/doctor.txt"
-if [ -n "${DIAG:-}" ]; then . "$DIAG"; exit 0; fi
-M=/tmp/small-q4_k_m.gguf
-gk sample "$M" -t q4_k_m --size small --force
-T="${THREADS:-8}"
-gk bench "$M" --gpu both --mmap both -p 512 -n 128 -r 5 -t "$T" --format json -o "$OUT/bench.json" --force -q > /dev/null
-"$B/bin/llama-bench" -m "$M" -ngl 99 -p 512 -n 128 -r 5 -t "$T" -o json > "$OUT/llama-bench-gpu.json"
-"$B/bin/llama-bench" -m "$M" -ngl 0 -p 512 -n 128 -r 5 -t "$T" -o json > "$OUT/llama-bench-cpu.json"
-export PYTHONFAULTHANDLER=1
-set +e  # a failing run is a finding to record, not a reason to stop
-: > "$OUT/run-gpu.jsonl"
-for i in 1 2 3; do
-  if gk run "$M" -ngl all -p "hello the world" -n 128 --temp 0 -t "$T" --json > /tmp/run.json 2> /tmp/run.err; then
-    python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' /tmp/run.json >> "$OUT/run-gpu.jsonl"
-  else
-    { echo "== run $i -ngl all -t $T: exit $?"; tail -20 /tmp/run.err; } >> "$OUT/diag.log"
-  fi
-done
-if [ -s "$OUT/diag.log" ]; then  # narrow it down
-  for args in "-ngl all -t 1" "-ngl 0 -t $T" "-ngl 10 -t $T"; do
-    # shellcheck disable=SC2086
-    gk run "$M" $args -p "hello the world" -n 16 --temp 0 > /tmp/d.out 2> /tmp/d.err
-    { echo "== run $args: exit $?"; tail -c 300 /tmp/d.out; echo; tail -12 /tmp/d.err; } >> "$OUT/diag.log"
-  done
-  for abort in 0 1; do
-    python3 - "$M" "$abort" > /tmp/d.out 2>&1 <<'PY'
-import sys
-from pathlib import Path
-from ggufkit.runtime import abort
-from ggufkit.runtime.model import load
-from ggufkit.runtime.params import LoadParams
-if sys.argv[2] == "1":
-    print("abort.install:", abort.install(sys.argv[1]), flush=True)
-with load(LoadParams(path=Path(sys.argv[1]), n_ctx=256, n_threads=8, n_batch=512, n_gpu_layers=-1)) as m:
-    print("loaded", m.n_vocab, flush=True)
-PY
-    { echo "== load with abort.install=$abort: exit $?"; tail -12 /tmp/d.out; } >> "$OUT/diag.log"
-  done
+
+B=/tmp/llama-cuda
+FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"  # as the Makefile: AMX crashes where it is not really there
+if [ ! -x "$B/bin/llama-bench" ]; then
+  t0=$(date +%s)
+  cmake -S "$KIT/src/llama.cpp" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
+    -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" > /tmp/cmake.log 2>&1
+  cmake --build "$B" -j "$(nproc)" --target llama llama-bench >> /tmp/cmake.log 2>&1 || { tail -30 /tmp/cmake.log; exit 1; }
+  echo "build_seconds $(( $(date +%s) - t0 ))"
 fi
-python3 benchmarks/gpu/summarize.py "$OUT" | tee "$OUT/summary.txt"
+rm -rf /tmp/pkg/llama_cpp && cp -r "$KIT/src/llama_cpp" /tmp/pkg/ && rm -rf /tmp/pkg/llama_cpp/lib && ln -s "$B/bin" /tmp/pkg/llama_cpp/lib
+gk doctor | head -12
+export PYTHONFAULTHANDLER=1
+LB="$B/bin/llama-bench"
+
+sample() {  # SIZE -> path of its Q4_K_M sample, made once per machine
+  local m="/tmp/$1-q4_k_m.gguf"
+  [ -s "$m" ] || gk sample "$m" -t q4_k_m --size "$1" > /dev/null
+  echo "$m"
+}
+
+llama_bench() {  # SIZE MODEL NGL: one JSON line per llama-bench run (the device returns at most 8 files)
+  "$LB" -m "$2" -ngl "$3" -p 512 -n 128 -r "$REPS" -t "$T" -o json > /tmp/lb.json
+  python3 -c 'import json,sys; print(json.dumps({"model": sys.argv[2], "ngl": int(sys.argv[3]), "results": json.load(open(sys.argv[1]))}))' \
+    /tmp/lb.json "$1" "$3" >> "$OUT/llama-bench.jsonl"
+}
+
+runs() {  # SIZE MODEL: ggufkit run -ngl all, four times per variant, one JSON line each
+  local size=$1 m=$2 variant args i
+  set +e  # a failing run is a finding to record, not a reason to stop
+  while IFS='|' read -r variant args; do
+    for i in 1 2 3 4; do
+      # shellcheck disable=SC2086
+      if gk run "$m" -ngl all -p "hello the world" -n 128 -t "$T" --json $args > /tmp/run.json 2> /tmp/run.err; then
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("text"); d.pop("generated_ids");
+print(json.dumps({"model": sys.argv[2], "variant": sys.argv[3], **d}))' /tmp/run.json "$size" "$variant" >> "$OUT/runs.jsonl"
+      else
+        { echo "== $size $variant run $i: exit $?"; tail -20 /tmp/run.err; } >> "$OUT/diag.log"
+      fi
+    done
+  done <<'EOF'
+greedy (sampled in the graph by default)|--temp 0
+greedy, --ctx 256 (llama-bench's tg128 context)|--temp 0 --ctx 256
+greedy, sampled on the CPU|--temp 0 --no-backend-sampling
+default chain (sampled on the CPU)|--seed 1
+default chain, sampled in the graph|--seed 1 --backend-sampling
+EOF
+  set -e
+}
+
+for part in $PARTS; do
+  case $part in
+    runs-*)
+      size=${part#runs-}; M=$(sample "$size")
+      llama_bench "$size" "$M" 99
+      runs "$size" "$M"
+      llama_bench "$size" "$M" 99 ;;
+    bench-small)
+      M=$(sample small)
+      llama_bench small "$M" 99
+      gk bench "$M" --gpu both --mmap both -p 512 -n 128 -r "$REPS" -t "$T" --format json -o "$OUT/bench-small.json" --force -q > /dev/null
+      llama_bench small "$M" 99
+      llama_bench small "$M" 0 ;;
+    bench-medium)
+      M=$(sample medium)
+      gk bench "$M" --gpu on --mmap on -p 512 -n 128 -r "$REPS" -t "$T" --format json -o "$OUT/bench-medium.json" --force -q > /dev/null
+      gk bench "$M" --gpu on --mmap on -p 512 -n 128 -r "$REPS" -t "$T" --ctx 4096 --format json -o "$OUT/bench-medium-ctx4096.json" --force -q > /dev/null ;;
+    chat)
+      M=$(sample small)
+      turns=$'hello the world\n/set temp 0\nthe world\n/set top_k 3\nhello\n/show\n/exit\n'
+      for extra in "" "--backend-sampling"; do
+        # shellcheck disable=SC2086
+        { echo "== ggufkit run -i -ngl all --template chatml --stats $extra"
+          printf '%s' "$turns" | gk run "$M" -i -ngl all -n 32 --seed 4 --template chatml --stats -t "$T" $extra 2>&1
+          echo "== exit $?"; } >> "$OUT/chat-gpu.txt" || true
+      done ;;
+    *) echo "unknown part $part" >&2; exit 2 ;;
+  esac
+done
+python3 benchmarks/gpu/summarize.py "$OUT"

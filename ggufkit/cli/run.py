@@ -57,7 +57,7 @@ def run(
     lora: Annotated[Path | None, typer.Option("--lora", help="Apply a LoRA adapter (GGUF).", rich_help_panel=_L, show_default=False)] = None,
     lora_scale: Annotated[float | None, typer.Option("--lora-scale", help="LoRA scale. Default: 1.0.", rich_help_panel=_L, show_default=False)] = None,
     no_warmup: Annotated[bool, typer.Option("--no-warmup", help="Skip the warm-up decode at load; the first tokens then pay one-time costs (GPU kernels, page-in).", rich_help_panel=_L)] = False,
-    backend_sampling: Annotated[bool | None, typer.Option("--backend-sampling/--no-backend-sampling", help="Sample inside llama.cpp's graph (on the GPU when every layer is there) instead of on the CPU; llama.cpp calls it experimental. Default: on for greedy sampling (--temp 0, no penalties) with every layer on a GPU, where it measured faster; off otherwise. Not with a grammar.", rich_help_panel=_S, show_default=False)] = None,
+    backend_sampling: Annotated[bool | None, typer.Option("--backend-sampling/--no-backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S, show_default=False)] = None,
     # output
     json_: JsonOpt = False,
     stats: Annotated[bool, typer.Option("--stats", help="Timings on stderr.", rich_help_panel=_O)] = False,
