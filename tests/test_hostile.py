@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def test_hostile_file(hostile_dir, tmp_path, case, command):
     args = [str(a) for a in COMMANDS[command](path, out)]
     r = run_measured([sys.executable, "-m", "ggufkit", *args], TIME_LIMIT_S)
     assert not r.timed_out, f"{command} on {case.name} ran past {TIME_LIMIT_S} s"
+    if case.describable and command == "inspect":
+        assert r.returncode == 0 and r.err == "", r.err
+        assert re.search(r"^architecture:\s+unknown$", r.out, re.M), r.out
+        assert "memory @" not in r.out  # no estimate from absurd hparams
+        assert r.peak_rss < RSS_LIMIT
+        return
     assert r.returncode > 0, f"{command} on {case.name} ({case.breaks}): exit {r.returncode}\n{r.err}"
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ggufkit: error: "), r.err

@@ -64,7 +64,7 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
         ("size", human_bytes(s["file_size"])),
         ("parameters", human_count(s["parameters"])),
         ("hparams", hp or "-"),
-        ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer']}); {special}" if s["vocab_size"] else "-"),
+        ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer'] or 'tokenizer unknown'}); {special}" if s["vocab_size"] else "-"),
         ("chat template", f"present ({len(tmpl)} chars{'' if show_template else '; --template shows it'})" if tmpl else "absent"),
         ("tensors", f"{len(s['tensors'])}{'' if show_tensors else ' (--tensors lists them)'}"),
     ]

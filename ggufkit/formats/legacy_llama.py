@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ggufkit.errors import BadInputError
 from ggufkit.formats.legacy import LegacyModel
-from ggufkit.formats.llama_names import legacy_names
+from ggufkit.formats.llama_names import LEGACY_GLOBAL, LEGACY_LAYER, legacy_names
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ def llama_shape(model: LegacyModel, gqa: int | None = None) -> LlamaShape:
     if hp.n_embd % hp.n_head:
         raise BadInputError(f"n_head {hp.n_head} does not divide n_embd {hp.n_embd}", path)
     head_dim = hp.n_embd // hp.n_head
+    needed = len(LEGACY_GLOBAL) + len(LEGACY_LAYER) * hp.n_layer  # before listing names: n_layer may be 2^32-1
+    if needed > len(model.tensors):
+        raise BadInputError(f"not a LLaMA-family file: n_layer {hp.n_layer} needs {needed} tensors, "
+                            f"the file has {len(model.tensors)}", path)
     missing = [n for n in legacy_names(hp.n_layer) if model.tensor(n) is None]
     if missing:
         raise BadInputError(f"not a LLaMA-family file: tensor {missing[0]!r} is missing", path)

@@ -56,7 +56,7 @@ class ModelSummary:
 def summarize(path: str | os.PathLike[str], ctx: int | None = None) -> ModelSummary:
     m = read_model(path)
     s = _from_gguf(m) if isinstance(m, GgufFile) else _from_legacy(m)
-    if ctx is not None:
+    if ctx is not None and s.architecture is not None:  # no geometry, no estimate (a legacy non-LLaMA file)
         s.memory = _estimate(s, ctx)
     return s
 

@@ -14,8 +14,10 @@ than 1 GiB of memory, or an output file left behind. Every `--cli-every`-th muta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import resource
 import re
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +37,7 @@ SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
+VALIDATION_EXTRA_BYTES = 1 << 30
 
 
 @dataclass
@@ -117,6 +121,21 @@ def validate(path: Path, legacy: bool, scratch: Path) -> Path | None:
         return None
 
 
+@contextlib.contextmanager
+def address_space_cap(extra: int) -> Iterator[None]:
+    """Let this process grow by at most `extra` bytes of address space meanwhile: a header that makes
+    validation allocate without bound then fails here with MemoryError instead of the kernel's OOM
+    killer ending the whole run (as a 2^32-layer GGJT file once did, at 24 GB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_cli(args: list[str], out: Path) -> str | None:
     """None if the command behaved, else what went wrong."""
     r = run_measured([sys.executable, "-m", "ggufkit", *args], CLI_TIMEOUT_S)
@@ -167,9 +186,10 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             report.mutants += 1
             started = time.perf_counter()
             try:
-                for_llama = validate(mutant, legacy, work)
+                with address_space_cap(VALIDATION_EXTRA_BYTES):
+                    for_llama = validate(mutant, legacy, work)
                 accepted = for_llama is not None
-            except Exception:
+            except Exception:  # MemoryError included: validation must stay bounded whatever the header claims
                 report.failures.append(_save(crashes, i, mutated, how, "in-process: " + traceback.format_exc(limit=3)))
                 continue
             if time.perf_counter() - started > IN_PROCESS_LIMIT_S:

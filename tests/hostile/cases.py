@@ -21,6 +21,7 @@ class Case:
     name: str
     breaks: str
     build: Callable[[RawGguf, bytes], bytes]  # (parsed GGUF sample, GGJT v3 sample bytes) -> file bytes
+    describable: bool = False  # inspect shows it (a legacy file that is not LLaMA-shaped), every other command refuses
 
 
 def _patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
@@ -147,6 +148,7 @@ CASES: tuple[Case, ...] = (
     Case("gguf-truncated-data", "tensor data inside the file", _cut_tail(1000)),
     Case("gguf-truncated-header", "header complete", _truncate(300)),
     Case("ggjt-2^31-vocab", "vocabulary size", _legacy_field(8, "<I", 1 << 31)),
+    Case("ggjt-2^32-layers", "n_layer vs the tensors present", _legacy_field(24, "<I", 0xFFFFFFFF), describable=True),
     Case("ggjt-2^31-token-length", "token length", _legacy_field(36, "<I", 1 << 31)),
     Case("ggjt-0-dims", "tensor dimension count", _legacy_tensor_field(0, "<I", 0)),
     Case("ggjt-huge-name", "tensor name length", _legacy_tensor_field(4, "<I", 1 << 30)),
