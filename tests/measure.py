@@ -1,7 +1,9 @@
 """Run a command and measure that one child: exit status, output, wall time and its own peak RSS.
 
 os.wait4 reports the peak RSS of exactly the process it reaps (getrusage(RUSAGE_CHILDREN) would give
-the largest of every child ever reaped, blaming a command for an earlier one's memory).
+the largest of every child ever reaped, blaming a command for an earlier one's memory). It is an upper
+bound: Linux carries the spawning process's high-water mark into the child at exec, so a parent that
+grew (the fuzz harness at 5.5 GB once) shows in every child's figure. Keep the measuring process small.
 """
 
 from __future__ import annotations
