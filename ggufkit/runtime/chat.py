@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError, GgufkitError
-from ggufkit.fsutil import atomic_output
+from ggufkit.fsutil import atomic_output, read_text
 from ggufkit.runtime.generate import DoneEvent, Event, stream
 from ggufkit.runtime.model import Model
 from ggufkit.runtime.params import SamplingParams, StopParams
@@ -151,13 +151,7 @@ class ChatSession:
 
 
 def load_messages(path: Path) -> list[Message]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CHAT_FILE + 1)
-    except OSError as e:
-        raise BadInputError(f"cannot read: {e.strerror}", path) from None
-    if len(data) > MAX_CHAT_FILE:
-        raise BadInputError("conversation file is larger than 64 MiB", path)
+    data = read_text(path, "conversation", MAX_CHAT_FILE)
     try:
         doc: Any = json.loads(data)
     except ValueError as e:
