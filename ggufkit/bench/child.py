@@ -52,8 +52,8 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
         result["load_ms"] = model.load_ms
         result["warnings"] = model.warnings
         reps = req["reps"]
-        for i, (name, method, n, warm) in enumerate(tests):
-            if per_test and i > 0:
+        for k, (name, method, n, warm) in enumerate(tests):
+            if per_test and k > 0:
                 model.renew_context(n)
             bench = Bencher(model)
             emit({"event": "progress", "stage": f"{name} warm-up"})
