@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import llama_cpp  # noqa: F401  before numpy (gguf-py): a CUDA build segfaulted in model load the other way round
 import pytest
 
 from ggufkit.samples.legacy import export_legacy
@@ -71,6 +72,20 @@ def run_cli(*args: str | os.PathLike[str], stdin: str | None = None, timeout: fl
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def gpu_build() -> bool:
+    """Whether the installed llama.cpp can offload (a CUDA, Metal, Vulkan or HIP build)."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+# CI has no GPU: tests of the CPU-only advice run there, tests of real offload on a GPU build
+CPU_ONLY_BUILD = pytest.mark.skipif(gpu_build(), reason="this llama-cpp-python build has a GPU backend: "
+                                    "the CPU-only advice does not apply")
+NEEDS_GPU = pytest.mark.skipif(not gpu_build(), reason="needs a GPU build of llama-cpp-python "
+                               "(GGUFKIT_GPU=cuda|metal|vulkan|hip make install) and a GPU")
 
 
 def json_of(r: Result):

@@ -18,7 +18,7 @@ from ggufkit.bench.measure import Speed
 from ggufkit.bench.options import BenchOptions, expand, parse_int_list
 from ggufkit.bench.render import CSV_FIELDS
 from ggufkit.errors import BadInputError
-from tests.conftest import assert_clean_error
+from tests.conftest import CPU_ONLY_BUILD, assert_clean_error
 
 SMALL = ("-p", "16", "-n", "8", "-r", "2")
 ROW_KEYS = {
@@ -26,12 +26,6 @@ ROW_KEYS = {
     "threads", "batch", "ctx", "n_prompt", "n_gen", "repetitions", "load_ms", "peak_rss_mib", "pp_tps", "pp_sd",
     "tg_tps", "tg_sd", "pp_samples_ns", "tg_samples_ns", "error",
 }
-
-
-def _gpu_build() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +167,7 @@ def test_failing_child_becomes_error_row(cli, q4, broken):
     assert "1 of 2 configuration(s) failed" in r.err
 
 
-@pytest.mark.skipif(_gpu_build(), reason="this llama-cpp-python build has a GPU backend")
+@CPU_ONLY_BUILD
 def test_gpu_on_cpu_only_build(cli, q4):
     r = cli("bench", q4, *SMALL, "--gpu", "on")
     assert_clean_error(r, 2, "--gpu on", "no GPU backend", "GGUFKIT_GPU=cuda make install")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_clean_error, json_of as _json
+from tests.conftest import CPU_ONLY_BUILD, assert_clean_error, json_of as _json
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,7 @@ def test_every_sampling_flag_reaches_the_chain(cli, model, tmp_path):
         assert r.code == 0 and name in r.err, r.err
 
 
+@CPU_ONLY_BUILD
 def test_gpu_layers_on_cpu_build_warns_once_and_runs(cli, model):
     r = cli("run", model, "-p", "hello", "-n", "4", "--temp", "0", "-ngl", "all")
     assert r.code == 0 and r.out

@@ -6,9 +6,11 @@ build the same chain runs on the GPU (benchmarks/gpu/device_run.sh measures that
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tests.conftest import assert_clean_error, json_of as _json
+from tests.conftest import CPU_ONLY_BUILD, NEEDS_GPU, assert_clean_error, json_of as _json
 
 PROMPT = ("-p", "hello the world", "-n", "24", "--ctx", "512", "--json")
 
@@ -63,6 +65,7 @@ def test_backend_sampling_chat_rebuilds_its_chain(cli, model):
     assert in_graph.out == on_cpu.out
 
 
+@CPU_ONLY_BUILD
 def test_default_leaves_sampling_on_the_cpu_without_a_gpu(cli, model):
     for flags in ((), ("--no-backend-sampling",)):
         r = cli("run", model, "-p", "hello", "-n", "4", "--temp", "0", "-v", *flags)
@@ -85,3 +88,15 @@ def test_in_graph_policy(setting, sampling, all_on_gpu, expected):
     from ggufkit.runtime.sampler import in_graph
 
     assert in_graph(setting, SamplingParams(**sampling), all_on_gpu) is expected
+
+
+@NEEDS_GPU
+def test_gpu_offloads_every_layer_and_samples_greedy_in_the_graph(cli, model):
+    r = cli("run", model, "-p", "hello", "-n", "8", "--temp", "0", "-ngl", "all", "-v", "--verbose-llama")
+    assert r.code == 0, r.err
+    assert re.search(r"offloaded (\d+)/\1 layers to GPU", r.err), r.err
+    assert "sampler: greedy (in llama.cpp's graph)" in r.err
+    partial = cli("run", model, "-p", "hello", "-n", "8", "--temp", "0", "-ngl", "1", "-v")
+    assert partial.code == 0 and "sampler: greedy\n" in partial.err + "\n"  # output layer on the CPU
+    seeded = _json(cli("run", model, *PROMPT, "--seed", "4", "-ngl", "all"))
+    assert seeded["generated_tokens"] == 24
