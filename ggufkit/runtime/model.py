@@ -7,6 +7,7 @@ project's reader (see `prepare.resolve_model`), so llama.cpp only sees headers w
 from __future__ import annotations
 
 import ctypes
+import time
 from dataclasses import dataclass, field
 
 from ggufkit.errors import BadInputError, LlamaFailure
@@ -115,8 +116,6 @@ class Model:
 
 def load(params: LoadParams) -> Model:
     """Open `params.path` (already validated GGUF) and a context on it; raise LlamaFailure if refused."""
-    import time
-
     import llama_cpp as L
 
     llama_log.ensure_installed()
@@ -169,8 +168,6 @@ def _warm_up(L, model, ctx, params: LoadParams) -> float:
     pages read in) that would otherwise land on the first prompt and the first generated tokens.
     llama.cpp's CLI warms up the same way; llama-bench does it before every test.
     """
-    import time
-
     t0 = time.perf_counter()
     vocab = L.llama_model_get_vocab(model)
     bos, eos = L.llama_vocab_bos(vocab), L.llama_vocab_eos(vocab)
