@@ -11,7 +11,7 @@ from pathlib import Path
 import llama_cpp  # noqa: F401  before numpy (gguf-py): a CUDA build segfaulted in model load the other way round
 import pytest
 
-from ggufkit.samples.legacy import export_legacy
+from ggufkit.samples.legacy import export_legacy, quantize_legacy
 from ggufkit.samples.make import make_sample
 
 # The GGJT era's file types (pre-GGUF llama.cpp's llama_ftype), as sample type names.
@@ -53,6 +53,23 @@ class Samples:
         if not path.exists():
             export_legacy(self.gguf("f16"), path, container, version)
         return path
+
+    def era(self, container: str, version: int | None, type_name: str, parts: int = 1) -> Path:
+        """The F32 sample quantized as that container version's own `quantize` wrote it (byte for byte)."""
+        path = self.root / f"tiny-{type_name}.{container.lower()}{version or ''}{f'.{parts}parts' if parts > 1 else ''}.bin"
+        if not path.exists():
+            quantize_legacy(self.gguf("f32"), path, container, version, type_name, parts)
+        return path
+
+
+# Every container version x file type of the GGML era that a sample can hold (F32 for every container too).
+ERA_TYPES = {
+    ("GGML", None): ("f32", "f16", "q4_0", "q4_1"),
+    ("GGMF", 1): ("f32", "f16", "q4_0", "q4_1"),
+    ("GGJT", 1): ("f32", "f16", "q4_0", "q4_1", "q4_2", "q4_3", "q5_0", "q5_1", "q8_0"),
+    ("GGJT", 2): ("f32", "f16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"),
+}
+ERA_CASES = [(c, v, t) for (c, v), types in ERA_TYPES.items() for t in types]
 
 
 @pytest.fixture(scope="session")

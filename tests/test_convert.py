@@ -173,14 +173,6 @@ def test_batch(samples, cli, tmp_path):
     assert read_gguf(out / "m-q5_1.gguf").tensors
 
 
-@pytest.mark.parametrize("container,version,fragment", [
-    ("GGML", None, "GGML"), ("GGMF", 1, "GGMF v1"), ("GGJT", 1, "GGJT v1"), ("GGJT", 2, "GGJT v2")])
-def test_older_legacy_formats_refused(samples, cli, tmp_path, container, version, fragment):
-    r = cli("convert", samples.legacy(container, version), "-o", tmp_path / "x.gguf")
-    assert_clean_error(r, 2, fragment, "GGJT v3")
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_bad_inputs(samples, cli, tmp_path):
     out = tmp_path / "x.gguf"
     assert_clean_error(cli("convert", samples.gguf("f16"), "-o", out), 2, "already a GGUF")

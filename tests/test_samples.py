@@ -10,7 +10,7 @@ from gguf.constants import Keys
 
 from ggufkit.formats.gguf_file import read_gguf
 from ggufkit.formats.legacy import read_legacy
-from ggufkit.formats.llama_names import legacy_to_gguf
+from ggufkit.families.llama import legacy_to_gguf
 from ggufkit.quantize.types import quant_type
 from tests.conftest import GGJT_FTYPES
 
@@ -49,8 +49,8 @@ def test_ggjt3_sample_reads_back(samples, type_name):
     g, m = read_gguf(src), read_legacy(legacy)
     assert (m.container, m.version) == ("GGJT", 3)
     hp = m.hparams
-    assert (hp.n_vocab, hp.n_embd, hp.n_mult, hp.n_head, hp.n_layer, hp.n_rot) == (512, 256, 256, 4, 2, 64)
-    assert hp.ftype == quant_type(type_name).ftype == g.kv[Keys.General.FILE_TYPE]
+    assert tuple(hp[k] for k in ("n_vocab", "n_embd", "n_mult", "n_head", "n_layer", "n_rot")) == (512, 256, 256, 4, 2, 64)
+    assert hp["ftype"] == quant_type(type_name).ftype == g.kv[Keys.General.FILE_TYPE]
     # the vocabulary as the pre-GGUF convert.py wrote SentencePiece pieces
     assert m.vocab[0] == (" \u2047 ".encode(), 0.0)
     assert m.vocab[1] == (b"", 0.0) and m.vocab[2] == (b"", 0.0)

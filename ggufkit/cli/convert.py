@@ -1,4 +1,4 @@
-"""`ggufkit convert`: legacy GGJT v3 ("ggmlv3") files to GGUF, one file or a batch."""
+"""`ggufkit convert`: legacy GGML/GGMF/GGJT files to GGUF, one file or a batch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ggufkit.errors import EXIT_FAILURE, BadInputError
 
 
 def convert(
-    inputs: Annotated[list[Path], typer.Argument(help="GGJT v3 files, or directories of them.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Legacy model files (GGML, GGMF, GGJT v1-v3; for a multi-part model its first part), or directories of them.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input only). Default: beside the input, named after it.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Directory for the outputs of a batch.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Files converted in parallel.")] = 1,
@@ -26,30 +26,37 @@ def convert(
     name: Annotated[Optional[str], typer.Option("--name", help="general.name. Default: the input file name up to its first dot.")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="general.description.")] = None,
     metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json/tokenizer.json.")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input.")] = False,
+    requantize_to: Annotated[Optional[str], typer.Option("--requantize-to", help="Type for tensors of the removed Q4_2/Q4_3 types (q4_0, q4_1, q5_0, q5_1, q8_0, f16, f32). Default: Q4_2 -> q4_0, Q4_3 -> q4_1.")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous (e.g. llama). Default: told from the file.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference.")] = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     json_: JsonOpt = False,
 ) -> int:
-    """Convert legacy GGJT v3 LLaMA-family files to GGUF, copying every tensor's bytes unchanged.
+    """Convert legacy LLaMA-family files (GGML, GGMF, GGJT v1-v3) to GGUF.
+
+    GGJT v3 blocks are copied unchanged; older quantized blocks are repacked into today's layouts
+    (nibble order: exact; f32 scales: rounded to f16, the largest change reported); Q4_2/Q4_3 are
+    requantized by llama.cpp. A multi-part model (NAME, NAME.1, ...) is read from its first part.
 
     Settings the legacy file does not hold come from the flags, else from --metadata-dir's config.json,
     else the defaults; the summary says which. Outputs are written to a temporary file and renamed
     into place when complete; existing outputs are kept unless --force (a batch skips them).
     """
     from ggufkit.converters.batch import convert_batch, expand_inputs, output_name, planned_bytes
-    from ggufkit.converters.ggjt import convert_ggjt
+    from ggufkit.converters.engine import convert_legacy
     from ggufkit.converters.metadata import ConvertOptions
 
     from ggufkit.cli.progress import byte_bar
 
-    options = ConvertOptions(eps, context_length, rope_freq_base, gqa, name, description, metadata_dir, verify)
+    options = ConvertOptions(eps, context_length, rope_freq_base, gqa, name, description, metadata_dir, verify,
+                             arch, requantize_to)
     batch = out_dir is not None or len(inputs) > 1 or inputs[0].is_dir()
     if not batch:
         src = inputs[0]
         out = output or src.with_name(output_name(src))
         with byte_bar(planned_bytes(src), src.name, quiet or json_) as progress:
-            report = convert_ggjt(src, out, options, force, progress)
+            report = convert_legacy(src, out, options, force, progress)
         if json_:
             print_json(dataclasses.asdict(report))
         elif not quiet:
@@ -61,6 +68,9 @@ def convert(
             typer.echo(f"  context_length {m['context_length']} ({src_of['context_length']}), "
                        f"rms_norm_eps {m['rms_norm_eps']:g} ({src_of['eps']}), rope_freq_base {base}, "
                        f"head_count_kv {m['head_count_kv']}")
+            typer.echo(f"  {conversion_line(report.conversion)}")
+            if report.verified is not None:
+                typer.echo(f"  {verify_line(report.verified)}")
         return 0
     if output is not None:
         raise BadInputError("--output takes one input file; use --out-dir for several")
@@ -84,3 +94,20 @@ def convert(
         sys.stderr.write(f"ggufkit: error: {len(failed)} of {len(items)} files failed\n")
         return EXIT_FAILURE
     return 0
+
+
+def conversion_line(c: dict) -> str:
+    """What happened to the blocks, e.g. "from GGJT v1: 12 tensors repacked (scales rounded to f16, ...)"."""
+    parts = [f"{c['copied']} copied"] + ([f"{c['repacked']} repacked"] if c["repacked"] else []) + (
+        [f"{c['requantized']} requantized ({', '.join(c['requantized_types'])})"] if c["requantized"] else [])
+    loss = c["loss"]
+    if c["max_scale_change"] is not None:
+        loss += f", largest weight change {c['max_scale_change']:.2e} of its block's largest"
+    joined = f", {c['parts']} parts joined" if c["parts"] > 1 else ""
+    scores = "" if c["vocab_scores"] == "file" else f"; token scores {c['vocab_scores']}"
+    return f"from {c['source']}{joined}: tensors {', '.join(parts)}; {loss}{scores}"
+
+
+def verify_line(v: dict) -> str:
+    return (f"verified {v['tensors']} tensors: {v['byte_identical']} byte-identical, {v['compared_as_values']} "
+            f"compared as values ({v['values_compared']} values), largest difference {v['max_abs_diff']:.3g}")

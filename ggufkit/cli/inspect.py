@@ -57,7 +57,8 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
     tmpl = s["chat_template"]
     lines = [
         ("file", s["path"]),
-        ("format", s["format"] + version),
+        ("format", s["format"] + version + (
+            f" ({s['family']} family, quantization version {s['quantization_version']})" if s["family"] and s["format"] != "GGUF" else "")),
         ("architecture", s["architecture"] or "unknown"),
         ("name", s["name"] or "-"),
         ("file type", s["file_type"] or "-"),

@@ -13,7 +13,7 @@ from ggufkit.cli.common import ForceOpt
 def sample(
     out: Annotated[Path, typer.Argument(help="Output file.", show_default=False)],
     type_: Annotated[str, typer.Option("--type", "-t", help="File type: f32, f16 or any quantization (q4_0, q4_k_m, ...).")] = "f16",
-    fmt: Annotated[str, typer.Option("--format", help="gguf, or ggjt3 for a legacy GGJT v3 (pre-GGUF) file.")] = "gguf",
+    fmt: Annotated[str, typer.Option("--format", help="gguf; or a legacy (pre-GGUF) file: ggml, ggmf, ggjt1, ggjt2 (written by that era's own quantizer: q4_0, q4_1, q5_0, q5_1, q8_0; q4_2 and q4_3 in ggjt1), ggjt3.")] = "gguf",
     size: Annotated[str, typer.Option("--size", help="tiny (~4 MB at F16, 2 layers), small (~220 MB at F16, 8 layers) or medium (~1.9 GB at F16, 16 layers, 32k vocabulary; needs ~4 GB of RAM to make).")] = "tiny",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights and vocabulary.")] = 0,
     force: ForceOpt = False,

@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ggufkit.converters.ggjt import ConvertReport, ProgressFn, convert_ggjt
+from ggufkit.converters.engine import ConvertReport, ProgressFn, convert_legacy
 from ggufkit.converters.metadata import ConvertOptions
 from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.formats.detect import sniff
-from ggufkit.formats.legacy import read_legacy
 
 
 @dataclass
@@ -30,7 +29,7 @@ class BatchItem:
 def output_name(src: Path) -> str:
     """llama-2-7b.ggmlv3.q4_0.bin -> llama-2-7b.q4_0.gguf"""
     name = re.sub(r"\.bin$", "", src.name, flags=re.IGNORECASE)
-    name = re.sub(r"[.-]ggml(v3)?(?=[.-]|$)", "", name, flags=re.IGNORECASE)
+    name = re.sub(r"[.-]ggml(v\d)?(?=[.-]|$)", "", name, flags=re.IGNORECASE)
     return name + ".gguf"
 
 
@@ -39,13 +38,19 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and _is_legacy(f))
+            found = sorted(f for f in p.iterdir() if f.is_file() and not _is_extra_part(f) and _is_legacy(f))
             if not found:
                 raise BadInputError("no legacy GGML/GGJT model files in this directory", p)
             files.extend(found)
         else:
             files.append(p)
     return files
+
+
+def _is_extra_part(path: Path) -> bool:
+    """`model.bin.1`, `.2`, ... beside `model.bin`: read as parts of it, not converted on their own."""
+    stem, _, index = path.name.rpartition(".")
+    return index.isdigit() and (path.parent / stem).is_file()
 
 
 def _is_legacy(path: Path) -> bool:
@@ -56,9 +61,10 @@ def _is_legacy(path: Path) -> bool:
 
 
 def planned_bytes(src: Path) -> int:
+    """For progress bars: the file's size (its tensor data plus a small header), without reading it twice."""
     try:
-        return sum(t.nbytes for t in read_legacy(src).tensors)
-    except GgufkitError:
+        return src.stat().st_size
+    except OSError:
         return 0
 
 
@@ -72,7 +78,7 @@ def convert_batch(pairs: list[tuple[Path, Path]], options: ConvertOptions, jobs:
             item = BatchItem(str(src), str(out), "skipped", "output exists (--force overwrites)")
         else:
             try:
-                r: ConvertReport = convert_ggjt(src, out, options, force=force, on_progress=on_progress)
+                r: ConvertReport = convert_legacy(src, out, options, force=force, on_progress=on_progress)
                 item = BatchItem(str(src), str(out), "converted", "", r.file_type, r.bytes, r.seconds)
             except GgufkitError as e:
                 item = BatchItem(str(src), str(out), "failed", e.message, None, 0, time.perf_counter() - started)

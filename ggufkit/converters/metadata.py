@@ -10,8 +10,6 @@ from typing import Any
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import read_text
 
-DEFAULT_EPS = 5e-6  # what llama.cpp's own GGML->GGUF converter chose; LLaMA-1 used 1e-6, LLaMA-2 1e-5
-DEFAULT_CONTEXT = 2048  # LLaMA-1; LLaMA-2 models were trained at 4096
 MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -27,6 +25,8 @@ class ConvertOptions:
     description: str | None = None
     metadata_dir: Path | None = None
     verify: bool = False
+    family: str | None = None  # --arch: skip telling families apart
+    requantize_to: str | None = None  # target type for blocks of removed types (Q4_2, Q4_3)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class Resolved:
     sources: dict[str, str]  # setting -> "flag" | "config.json" | "default"
 
 
-def resolve(options: ConvertOptions) -> Resolved:
+def resolve(options: ConvertOptions, defaults: dict[str, Any]) -> Resolved:
+    """Each setting from the flag, else config.json, else the family's default (`defaults`)."""
     config = _read_config(options.metadata_dir) if options.metadata_dir else {}
     sources: dict[str, str] = {}
 
@@ -52,8 +53,8 @@ def resolve(options: ConvertOptions) -> Resolved:
         sources[setting] = "default"
         return default
 
-    eps = float(pick("eps", options.eps, "rms_norm_eps", DEFAULT_EPS))
-    ctx = int(pick("context_length", options.context_length, "max_position_embeddings", DEFAULT_CONTEXT))
+    eps = float(pick("eps", options.eps, "rms_norm_eps", defaults["eps"]))
+    ctx = int(pick("context_length", options.context_length, "max_position_embeddings", defaults["context_length"]))
     base = pick("rope_freq_base", options.rope_freq_base, "rope_theta", None)
     if not 0 < eps < 1:
         raise BadInputError(f"RMS epsilon must be between 0 and 1, not {eps}")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from ggufkit.errors import BadInputError
 
 _U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
 _U64 = struct.Struct("<Q")
 _F32 = struct.Struct("<f")
 
@@ -20,6 +24,18 @@ class Cursor:
         self.size = size
         self.path = path
         self.pos = fp.tell()
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: str | os.PathLike[str]) -> Iterator[Cursor]:
+        """The readers' shared preamble: open, size from fstat, one clear error if the file can't be opened."""
+        path = os.fspath(path)
+        try:
+            fp = open(path, "rb")
+        except OSError as e:
+            raise BadInputError(f"cannot open: {e.strerror}", path) from None
+        with fp:
+            yield cls(fp, os.fstat(fp.fileno()).st_size, path)
 
     @property
     def left(self) -> int:
@@ -53,6 +69,9 @@ class Cursor:
 
     def u32(self, what: str) -> int:
         return _U32.unpack(self.read(4, what))[0]
+
+    def i32(self, what: str) -> int:
+        return _I32.unpack(self.read(4, what))[0]
 
     def u64(self, what: str) -> int:
         return _U64.unpack(self.read(8, what))[0]

@@ -1,9 +1,13 @@
-"""Tell a file's format from its magic and read its header with the matching reader."""
+"""Tell what a model file is: its container from the magic, then (legacy files) its family and block era.
+
+`open_model` reads a file once with the matching bounded reader; `detect` says what was found and why.
+"""
 
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass, field
 
 from gguf.constants import GGUF_MAGIC
 
@@ -32,5 +36,32 @@ def sniff(path: str | os.PathLike[str]) -> str:
     raise BadInputError("not a GGUF or legacy GGML/GGMF/GGJT model file (unknown magic)", path)
 
 
-def read_model(path: str | os.PathLike[str]) -> GgufFile | LegacyModel:
-    return read_gguf(path) if sniff(path) == "gguf" else read_legacy(path)
+def open_model(path: str | os.PathLike[str], family: str | None = None) -> GgufFile | LegacyModel:
+    return read_gguf(path) if sniff(path) == "gguf" else read_legacy(path, family)
+
+
+@dataclass(frozen=True)
+class Detection:
+    container: str  # "GGUF v3", "GGJT v1", "GGML", ...
+    family: str | None  # legacy files: the family whose layout the header has; GGUF: general.architecture
+    quantization_version: int | None  # legacy files: 0, 1 or 2 (see formats/legacy/blocks.py)
+    reasons: list[str] = field(default_factory=list)
+
+
+def detect(model: GgufFile | LegacyModel) -> Detection:
+    if isinstance(model, GgufFile):
+        return Detection(model.label, model.architecture, None, ["magic 'GGUF'", "general.architecture"])
+    fam = model.family
+    reasons = [f"magic {model.container.lower()!r}" + (f", version {model.version}" if model.version else ""),
+               f"{len(fam.hparams)} hparams in {fam.name}'s order"]
+    try:
+        fam.geometry(model, {})
+        reasons.append(f"tensor names and shapes are {fam.name}'s")
+    except BadInputError as e:
+        reasons.append(f"not recognised as {fam.name}: {e.message}")
+    era = {0: "before llama.cpp PR #1405 (old nibble order, f32 scales)", 1: "PR #1405..#1508 (f32 scales)",
+           2: "today's block layouts"}
+    reasons.append(f"quantization version {model.qversion}: {era.get(model.qversion, '?')}")
+    if model.parts:
+        reasons.append(f"{len(model.parts)} parts joined")
+    return Detection(model.label, fam.name, model.qversion, reasons)

@@ -17,7 +17,7 @@ from gguf.constants import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUFValueType, Ke
 from ggufkit.errors import BadInputError
 from ggufkit.formats.consistency import check_consistency
 from ggufkit.formats.cursor import Cursor
-from ggufkit.formats.types import TensorInfo, tensor_nbytes
+from ggufkit.formats.ggml_types import TensorInfo, tensor_nbytes
 
 MAX_KV = 1 << 16
 MAX_TENSORS = 1 << 20
@@ -37,16 +37,13 @@ _SCALARS: dict[GGUFValueType, tuple[str, int]] = {
 }
 
 
-GgufTensor = TensorInfo
-
-
 @dataclass
 class GgufFile:
     path: str
     version: int
     kv: dict[str, Any] = field(default_factory=dict)
     kv_types: dict[str, tuple[GGUFValueType, GGUFValueType | None]] = field(default_factory=dict)
-    tensors: list[GgufTensor] = field(default_factory=list)
+    tensors: list[TensorInfo] = field(default_factory=list)
     alignment: int = GGUF_DEFAULT_ALIGNMENT
     data_offset: int = 0
     file_size: int = 0
@@ -66,14 +63,8 @@ class GgufFile:
 
 
 def read_gguf(path: str | os.PathLike[str]) -> GgufFile:
-    path = os.fspath(path)
-    try:
-        fp = open(path, "rb")
-    except OSError as e:
-        raise BadInputError(f"cannot open: {e.strerror}", path) from None
-    with fp:
-        size = os.fstat(fp.fileno()).st_size
-        cur = Cursor(fp, size, path)
+    with Cursor.open(path) as cur:
+        path = cur.path
         if cur.u32("magic") != GGUF_MAGIC:
             raise BadInputError("not a GGUF file (bad magic)", path)
         version = cur.u32("version")
@@ -172,7 +163,7 @@ class _Parser:
         offset = cur.u64(f"offset of {name!r}")
         return name, ggml_type, shape, offset
 
-    def place(self, raw: list[tuple[str, int, tuple[int, ...], int]], g: GgufFile) -> list[GgufTensor]:
+    def place(self, raw: list[tuple[str, int, tuple[int, ...], int]], g: GgufFile) -> list[TensorInfo]:
         tensors, seen = [], set()
         for name, ggml_type, shape, rel in raw:
             if name in seen:
@@ -188,7 +179,7 @@ class _Parser:
                     f"the file has {g.file_size}",
                     g.path,
                 )
-            tensors.append(GgufTensor(name, ggml_type, shape, start, nbytes))
+            tensors.append(TensorInfo(name, ggml_type, shape, start, nbytes))
         # llama.cpp wants the data packed in table order, each tensor at the next aligned offset
         expected = g.data_offset
         for t in tensors:

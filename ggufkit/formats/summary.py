@@ -10,11 +10,10 @@ import numpy as np
 from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
-from ggufkit.formats.detect import read_model
+from ggufkit.formats.detect import detect, open_model
+from ggufkit.formats.ggml_types import ftype_name
 from ggufkit.formats.gguf_file import GgufFile
 from ggufkit.formats.legacy import LegacyModel
-from ggufkit.formats.legacy_llama import llama_shape
-from ggufkit.formats.types import ftype_name
 
 ARRAY_PREVIEW = 8
 MIB = 1 << 20
@@ -48,22 +47,30 @@ class ModelSummary:
     tensors: list[dict[str, Any]]
     kv: dict[str, Any] = field(default_factory=dict)
     memory: MemoryEstimate | None = None
+    family: str | None = None  # legacy files: the model family their header layout is
+    quantization_version: int | None = None  # legacy files: 0, 1 or 2 (which block layouts)
+    detection: list[str] = field(default_factory=list)  # how the format and family were told
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def summarize(path: str | os.PathLike[str], ctx: int | None = None) -> ModelSummary:
-    m = read_model(path)
+    m = open_model(path)
     s = _from_gguf(m) if isinstance(m, GgufFile) else _from_legacy(m)
+    d = detect(m)
+    s.family, s.quantization_version, s.detection = d.family, d.quantization_version, d.reasons
     if ctx is not None and s.architecture is not None:  # no geometry, no estimate (a legacy non-LLaMA file)
         s.memory = _estimate(s, ctx)
     return s
 
 
-def _tensor_rows(tensors) -> list[dict[str, Any]]:
+def _tensor_rows(tensors, qversion: int = 2) -> list[dict[str, Any]]:
+    from ggufkit.formats.legacy.blocks import era_type_name
+
     return [
-        {"name": t.name, "shape": list(t.shape), "type": t.type_name, "bytes": t.nbytes, "offset": t.offset}
+        {"name": t.name, "shape": list(t.shape), "type": era_type_name(t.ggml_type) if qversion < 2 else t.type_name,
+         "bytes": t.nbytes, "offset": t.offset}
         for t in tensors
     ]
 
@@ -112,29 +119,33 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
     )
 
 
+# Legacy hparams under the names GGUF gives them (others keep their own names)
+_LEGACY_HPARAM_NAMES = {"n_embd": "embedding_length", "n_layer": "block_count", "n_head": "head_count",
+                        "n_rot": "rope_dimension_count", "n_ctx": "context_length"}
+
+
 def _from_legacy(m: LegacyModel) -> ModelSummary:
-    hp = m.hparams
-    hparams: dict[str, Any] = {
-        "embedding_length": hp.n_embd, "block_count": hp.n_layer, "head_count": hp.n_head,
-        "rope_dimension_count": hp.n_rot, "n_mult": hp.n_mult,
-    }
+    fam = m.family
+    order = [k for k in _LEGACY_HPARAM_NAMES if k in m.hparams] + [k for k in m.hparams if k not in _LEGACY_HPARAM_NAMES]
+    hparams: dict[str, Any] = {_LEGACY_HPARAM_NAMES.get(k, k): m.hparams[k] for k in order
+                               if k not in (fam.n_vocab_key, fam.ftype_key)}
     try:
-        shape = llama_shape(m)
-        hparams.update(feed_forward_length=shape.n_ff, head_count_kv=shape.n_head_kv)
-        arch = "llama"
+        hparams.update(fam.geometry(m, {}).summary)
+        arch = fam.arch
     except BadInputError:
-        arch = None  # not LLaMA-shaped: report what the header says, nothing derived
+        arch = None  # not the shape its header layout says: report what the header says, nothing derived
     special = {
         role: {"id": i, "text": _jsonable(m.vocab[i][0].decode("utf-8", "replace"))}
         for role, i in (("unk", 0), ("bos", 1), ("eos", 2)) if i < len(m.vocab)
-    }
+    } if fam.tokenizer == "spm" else {}
+    tokenizer = {"spm": "llama (SentencePiece)", "bpe": "gpt2 (byte-level BPE)"}[fam.tokenizer]
     return ModelSummary(
         path=m.path, format=m.container, version=m.version, file_size=m.file_size, architecture=arch,
-        name=None, file_type=ftype_name(hp.ftype), file_type_id=hp.ftype,
-        parameters=sum(t.n_elements for t in m.tensors), hparams=hparams, vocab_size=hp.n_vocab,
-        tokenizer="llama (SentencePiece)" if arch else None, special_tokens=special, chat_template=None,
-        tensors=_tensor_rows(m.tensors),
-        kv={"hparams." + k: v for k, v in asdict(hp).items()},
+        name=None, file_type=ftype_name(m.ftype), file_type_id=m.ftype,
+        parameters=sum(t.n_elements for t in m.tensors), hparams=hparams, vocab_size=len(m.vocab),
+        tokenizer=tokenizer if arch else None, special_tokens=special, chat_template=None,
+        tensors=_tensor_rows(m.tensors, m.qversion),
+        kv={"hparams." + k: v for k, v in m.hparams.items()},
     )
 
 

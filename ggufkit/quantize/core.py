@@ -43,7 +43,7 @@ def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: Quanti
 def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
                      force: bool = False, on_tensor: TensorFn | None = None, on_notice: NoticeFn | None = None,
                      started: StartedChild | None = None) -> list[QuantizeReport]:
-    """Quantize `src` (GGUF, or GGJT v3 converted on the fly) to each (type, output) in turn.
+    """Quantize `src` (GGUF, or a legacy file converted on the fly) to each (type, output) in turn.
 
     `started`: a child of CHILD started by the caller (its imports overlap these checks), used for the
     first target; the caller cancels it if this raises before using it.
@@ -54,10 +54,7 @@ def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], op
     _check_targets(src, targets, options, force, _n_split(header) if header else 1)
     input_bytes = src.stat().st_size
     with contextlib.ExitStack() as stack:
-        model_path = src
-        if kind != "gguf":
-            model_path = _convert(src, targets, stack, on_notice)
-        model = header or read_gguf(model_path)
+        model_path, model = (src, header) if header else _convert(src, targets, stack, on_notice)
         return [
             _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
                           None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
@@ -105,21 +102,16 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
 
 
 def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: contextlib.ExitStack,
-             on_notice: NoticeFn | None) -> Path:
-    from ggufkit.converters.ggjt import convert_ggjt, open_ggjt3
+             on_notice: NoticeFn | None) -> tuple[Path, GgufFile]:
+    from ggufkit.converters.cache import convert_checked
 
-    open_ggjt3(src)  # a file that cannot convert fails here, before any work or notice
     beside = next((out.parent for _, out in targets if out is not None), None)
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".ggufkit-convert-", dir=beside)))
     converted = work / f"{src.stem}.gguf"
-    convert_ggjt(src, converted)
-    try:  # what the legacy file holds may still be unfit for llama.cpp (e.g. its vocabulary)
-        read_gguf(converted)
-    except BadInputError as e:
-        raise BadInputError(e.message, src) from None
+    model, label = convert_checked(src, converted)
     if on_notice is not None:  # after success, so a failure is one line
-        on_notice(f"{src}: legacy GGJT v3 file, converted to a temporary GGUF first")
-    return converted
+        on_notice(f"{src}: legacy {label} file, converted to a temporary GGUF first")
+    return converted, model
 
 
 def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int, qtype: QuantType,

@@ -9,7 +9,7 @@ from pathlib import Path
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, Keys
 
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
-from ggufkit.formats.types import ftype_name, type_name
+from ggufkit.formats.ggml_types import ftype_name, type_name
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Before llama.cpp sees a model: convert legacy GGJT v3 (cached), and read the GGUF with our own reader.
+"""Before llama.cpp sees a model: convert legacy files (cached), and read the GGUF with our own reader.
 
 A truncated or malformed file stops here with a one-line BadInputError; llama.cpp only ever opens a file
 whose header and tensor table our bounded reader accepted.
@@ -13,7 +13,7 @@ from pathlib import Path
 from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
-from ggufkit.formats.gguf_file import GgufFile, read_gguf
+from ggufkit.formats.gguf_file import GgufFile
 
 
 @dataclass
@@ -37,10 +37,9 @@ class PreparedModel:
 
 
 def prepare_model(path: Path, on_notice: Callable[[str], None] | None = None) -> PreparedModel:
-    from ggufkit.converters.cache import ensure_gguf
+    from ggufkit.converters.cache import open_as_gguf
 
-    gguf_path = ensure_gguf(path, on_notice)
-    g = read_gguf(gguf_path)
+    gguf_path, g = open_as_gguf(path, on_notice)
     if g.architecture is None:
         raise BadInputError("GGUF file has no general.architecture: not a model llama.cpp can run", path)
     if not g.tensors:

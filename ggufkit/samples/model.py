@@ -10,7 +10,7 @@ import numpy as np
 from gguf import GGUFWriter
 from gguf.constants import LlamaFileType
 
-from ggufkit.formats.llama_names import gguf_to_legacy, legacy_names
+from ggufkit.families.llama import gguf_to_legacy, legacy_names
 from ggufkit.samples.vocab import build_vocab
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ggufkit.formats import cursor
-from ggufkit.formats.detect import read_model
+from ggufkit.formats.detect import open_model
 
 BOUNDARY = (0, 1, 2, 3, 7, 31, 32, 255, 256, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
             1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)
@@ -37,7 +37,7 @@ def fields_of(path: Path) -> list[Field]:
 
     cursor.Cursor.read = recording_read  # type: ignore[method-assign]
     try:
-        read_model(path)
+        open_model(path)
     finally:
         cursor.Cursor.read = original  # type: ignore[method-assign]
     return found

@@ -33,7 +33,8 @@ from ggufkit.errors import GgufkitError
 from tests.measure import run_measured
 from tests.fuzz.mutate import fields_of, header_end, mutate
 
-SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"))
+SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"), ("q4_0", "ggjt1"),
+         ("q4_2", "ggjt1"), ("q4_1", "ggml"), ("q8_0", "ggjt2"))
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
@@ -106,12 +107,10 @@ def validate(path: Path, legacy: bool, scratch: Path) -> Path | None:
     try:
         summarize(path, ctx=512)
         if legacy:
-            from ggufkit.converters.ggjt import convert_ggjt
-            from ggufkit.formats.gguf_file import read_gguf
+            from ggufkit.converters.cache import convert_checked
 
             out = scratch / "validate.gguf"
-            convert_ggjt(path, out, force=True)
-            read_gguf(out)
+            convert_checked(path, out)
             return out
         from ggufkit.runtime.prepare import prepare_model
 
@@ -170,10 +169,10 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     crashes.mkdir(parents=True, exist_ok=True)
     seeds = []
     for type_name, fmt in SEEDS:
-        path = work / f"seed-{type_name}.{fmt}"
+        path = work / f"seed-{type_name}.{fmt}"  # every reader: GGUF, each legacy container and block era
         if not path.exists():
             make_sample(path, type_name, fmt, "tiny", force=True)
-        seeds.append((path.read_bytes(), fields_of(path), fmt == "ggjt3"))
+        seeds.append((path.read_bytes(), fields_of(path), fmt != "gguf"))
     report = Report()
     mutant = work / "mutant.bin"
     out = work / "out"

@@ -18,8 +18,17 @@ SPECIAL_TEXT = {0: b"<unk>", 1: b"<s>", 2: b"</s>"}
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 
-def legacy_to_gguf(vocab: list[tuple[bytes, float]]) -> tuple[list[bytes], list[float], list[int]]:
-    """(text, score) pairs from a legacy file -> GGUF tokens, scores and token types."""
+def legacy_to_gguf(vocab: list[tuple[bytes, float]], has_scores: bool = True
+                   ) -> tuple[list[bytes], list[float], list[int]]:
+    """(text, score) pairs from a legacy file -> GGUF tokens, scores and token types.
+
+    Unversioned GGML files hold no scores, and llama.cpp's SentencePiece tokenizer merges by score: all
+    zeros would tokenize differently from the model's own tokenizer. LLaMA's pieces are numbered in the
+    order of its BPE merges, and its scores are minus that rank, so -(id - 259) for normal pieces
+    gives back the merge order that llama.cpp needs.
+    """
+    if not has_scores:
+        vocab = [(text, -float(i - LAST_BYTE_ID - 1) if i > LAST_BYTE_ID else 0.0) for i, (text, _) in enumerate(vocab)]
     added_from = len(vocab)
     while added_from > LAST_BYTE_ID + 1 and vocab[added_from - 1][1] == ADDED_TOKEN_SCORE:
         added_from -= 1

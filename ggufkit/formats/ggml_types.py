@@ -8,15 +8,9 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from ggufkit.errors import BadInputError
 
-# Tensor types a GGJT v3 file could hold (pre-GGUF llama.cpp's loader accepted exactly these).
-LEGACY_TENSOR_TYPES = frozenset(
-    GGMLQuantizationType[n]
-    for n in ("F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
-)
-
-# llama_ftype values of the GGJT era (4 = Q4_1_SOME_F16 included: such files exist).
+# llama_ftype values of the GGML era (4 = Q4_1_SOME_F16 included: such files exist; 5, 6 = Q4_2, Q4_3 of April 2023).
 LEGACY_FTYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 4: "Q4_1_SOME_F16", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 4: "Q4_1_SOME_F16", 5: "Q4_2", 6: "Q4_3", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
     10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
     16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
 }
@@ -40,18 +34,20 @@ def ftype_name(ftype: int | None) -> str | None:
 
 
 def tensor_nbytes(ggml_type: int, shape: tuple[int, ...], path: str, name: str) -> int:
-    """Bytes of a tensor of `shape` (ne0 first); raises if the type is unknown or rows don't fit blocks."""
+    """Bytes of a tensor of `shape` (ne0 first) in today's layouts; raises if the type is unknown or rows don't fit blocks."""
     try:
         block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
     except (ValueError, KeyError):
         raise BadInputError(f"tensor {name!r} has unknown type {ggml_type}", path) from None
+    return blocks_nbytes(block, size, type_name(ggml_type), shape, path, name)
+
+
+def blocks_nbytes(block: int, size: int, label: str, shape: tuple[int, ...], path: str, name: str) -> int:
+    """Bytes of `shape` in blocks of `block` elements of `size` bytes, checking that rows hold whole blocks."""
     if not shape or any(d <= 0 for d in shape):
         raise BadInputError(f"tensor {name!r} has a non-positive dimension {list(shape)}", path)
     if shape[0] % block:
-        raise BadInputError(
-            f"tensor {name!r}: row length {shape[0]} is not a multiple of the {type_name(ggml_type)} block ({block})",
-            path,
-        )
+        raise BadInputError(f"tensor {name!r}: row length {shape[0]} is not a multiple of the {label} block ({block})", path)
     n = 1
     for d in shape:
         n *= d

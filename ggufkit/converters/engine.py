@@ -1,0 +1,246 @@
+"""The one conversion engine: a legacy file (reader) + its family (mapping) + block repackers -> GGUF.
+
+Each tensor gets one plan: copy (today's blocks: bytes unchanged, copied in the kernel), repack (an older
+block layout rearranged into today's: nibble order and/or f32 -> f16 scales), or requantize (a removed
+type, dequantized and quantized again by llama.cpp). gguf-py's GGUFWriter writes the header, key/values
+and tensor table; the data section is streamed here a chunk of rows at a time, so memory stays flat
+whatever the model size.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+from gguf.constants import GGUF_DEFAULT_ALIGNMENT, Keys
+
+from ggufkit.converters import requantize, spm_vocab
+from ggufkit.converters.copy import copy_range
+from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
+from ggufkit.errors import BadInputError
+from ggufkit.families.base import Geometry
+from ggufkit.formats.detect import sniff
+from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
+from ggufkit.formats.legacy import LegacyModel, read_legacy
+from ggufkit.formats.legacy import blocks
+from ggufkit.formats.legacy.parts import RowReader
+from ggufkit.fsutil import atomic_output, check_output
+
+ProgressFn = Callable[[int], None]  # called with the number of input bytes just converted
+CHUNK_BYTES = 16 << 20  # rows read, repacked and written at a time
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    src: TensorInfo
+    name: str  # GGUF name
+    layout: blocks.Layout  # how the source stores it
+    out_type: int
+    out_nbytes: int
+    action: str  # "copy" | "repack" | "requantize"
+
+
+@dataclass
+class ConvertReport:
+    input: str
+    output: str
+    file_type: str | None
+    tensors: int
+    bytes: int
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the legacy file lacked, and where it came from
+    conversion: dict[str, Any] = field(default_factory=dict)  # source format, what happened to the blocks, loss
+    verified: dict[str, Any] | None = None  # --verify: what was compared and the largest difference
+
+
+def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
+    """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise."""
+    if sniff(src) == "gguf":
+        raise BadInputError("already a GGUF file: nothing to convert", src)
+    m = read_legacy(src, options.family if options else None)
+    if m.family.arch is None:
+        raise BadInputError(f"{m.family.name} ({m.label}): {m.family.why_not}", src)
+    return m, m.family.geometry(m, {"gqa": options.gqa if options else None})
+
+
+def plan(m: LegacyModel, geo: Geometry, target: int | None = None) -> list[TensorPlan]:
+    plans = []
+    for t in m.tensors:
+        lay = blocks.layout(m.qversion, t.ggml_type)
+        assert lay is not None  # the reader refused types the file's era did not have
+        if lay.today is None:
+            out = target if target is not None else requantize.DEFAULT_TARGET[t.ggml_type]
+            action = "requantize"
+        else:
+            out, action = lay.today, "copy" if lay.repack is None else "repack"
+        nbytes = requantize.row_bytes(gguf.GGMLQuantizationType(out), t.shape[0]) * (t.n_elements // t.shape[0])
+        plans.append(TensorPlan(t, geo.names[t.name], lay, out, nbytes, action))
+    return plans
+
+
+def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, force: bool = False,
+                   on_progress: ProgressFn | None = None, opened: tuple[LegacyModel, Geometry] | None = None
+                   ) -> ConvertReport:
+    options = options or ConvertOptions()
+    started = time.perf_counter()
+    m, geo = opened or open_convertible(src, options)
+    meta = resolve(options, m.family.defaults)
+    n_head_kv = geo.kv.get(Keys.Attention.HEAD_COUNT_KV)
+    if meta.n_head_kv is not None and options.gqa is None and meta.n_head_kv != n_head_kv:
+        raise BadInputError(f"config.json says {meta.n_head_kv} KV heads, the K projection holds {n_head_kv}", src)
+    plans = plan(m, geo, requantize.target(options.requantize_to))
+    conversion = _conversion_summary(m, plans)
+    check_output(out, [src, *(Path(p.path) for p in m.parts)], force)
+    verified = None
+    with atomic_output(out) as tmp:
+        scale_change = _write(m, geo, meta, options, plans, conversion, src, tmp, on_progress)
+        if scale_change is not None:
+            conversion["max_scale_change"] = scale_change
+        if options.verify:
+            from ggufkit.converters.verify import verify
+
+            verified = verify(m, plans, tmp)
+    return ConvertReport(
+        str(src), str(out), ftype_name(_file_type(m, plans)), len(m.tensors), sum(p.out_nbytes for p in plans),
+        time.perf_counter() - started,
+        {"context_length": meta.context_length, "rms_norm_eps": meta.eps, "rope_freq_base": meta.rope_freq_base,
+         "head_count_kv": n_head_kv, "sources": meta.sources},
+        conversion, verified,
+    )
+
+
+def _conversion_summary(m: LegacyModel, plans: list[TensorPlan]) -> dict[str, Any]:
+    counts = {a: sum(p.action == a for p in plans) for a in ("copy", "repack", "requantize")}
+    losses = {p.layout.loss for p in plans if p.action != "copy"}
+    loss = next((x for x in (blocks.REQUANTIZED, blocks.F16_SCALES) if x in losses), blocks.EXACT)
+    requantized = sorted({f"{p.layout.name}->{blocks.era_type_name(p.out_type)}" for p in plans
+                          if p.action == "requantize"})
+    return {"source": m.label, "family": m.family.name, "quantization_version": m.qversion,
+            "parts": max(1, len(m.parts)), "copied": counts["copy"], "repacked": counts["repack"],
+            "requantized": counts["requantize"], "requantized_types": requantized, "loss": loss,
+            "max_scale_change": None, "vocab_scores": "file" if m.has_scores else "reconstructed from token order"}
+
+
+def _file_type(m: LegacyModel, plans: list[TensorPlan]) -> int:
+    """The header's file type, unless the tensors say otherwise (requantized, or a type no llama.cpp knew)."""
+    if any(p.action == "requantize" for p in plans) or m.ftype not in LEGACY_FTYPES:
+        return _common_ftype(plans, m.ftype)
+    return m.ftype
+
+
+def _common_ftype(plans: list[TensorPlan], fallback: int) -> int:
+    types = [p.out_type for p in plans if len(p.src.shape) == 2]
+    most = max(set(types), key=types.count) if types else None
+    return requantize.FTYPE_OF.get(most, fallback) if most is not None else fallback
+
+
+def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOptions, plans: list[TensorPlan],
+           conversion: dict[str, Any], src: Path, tmp: Path, on_progress: ProgressFn | None) -> float | None:
+    arch = m.family.arch
+    assert arch is not None
+    ftype = _file_type(m, plans)
+    w = gguf.GGUFWriter(tmp, arch)
+    w.add_name(options.name or src.name.split(".")[0])
+    lossy = f" ({', '.join(conversion['requantized_types'])} requantized)" if conversion["requantized"] else ""
+    w.add_description(options.description or f"converted from legacy {m.label} {ftype_name(m.ftype)} by ggufkit{lossy}")
+    w.add_file_type(ftype)
+    if any(p.out_type not in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16) for p in plans):
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    if conversion["loss"] != blocks.EXACT:
+        w.add_string("ggufkit.conversion", f"{m.label} -> GGUF: {conversion['loss']}{lossy}")
+    w.add_context_length(meta.context_length)
+    for key, value in geo.kv.items():
+        _add(w, key.format(arch=arch), value)
+    w.add_layer_norm_rms_eps(meta.eps)
+    if meta.rope_freq_base is not None:
+        w.add_rope_freq_base(meta.rope_freq_base)
+    _add_vocab(w, m, options)
+    for p in plans:
+        # GGUFWriter takes numpy (outermost-first) shapes and writes them reversed, i.e. ne0 first again
+        w.add_tensor_info(p.name, tuple(reversed(p.src.shape)), np.dtype(np.float32), p.out_nbytes, raw_dtype=p.out_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    assert w.fout is not None
+    fout = w.fout[0]
+    fout.flush()
+    dst = fout.fileno()
+    worst: float | None = None
+    with RowReader(m) as reader:
+        for i, p in enumerate(plans):
+            _pad(dst)
+            if p.action == "copy" and not m.parts:
+                copy_range(reader.fd(), dst, p.src.offset, p.src.nbytes, on_progress)
+                continue
+            change = _stream(reader, i, p, dst, on_progress)
+            if change is not None:
+                worst = max(worst or 0.0, change)
+    w.close()
+    return worst
+
+
+def _add(w: gguf.GGUFWriter, key: str, value: int | float | bool) -> None:
+    if isinstance(value, bool):
+        w.add_bool(key, value)
+    elif isinstance(value, int):
+        w.add_uint32(key, value)
+    else:
+        w.add_float32(key, value)
+
+
+def _add_vocab(w: gguf.GGUFWriter, m: LegacyModel, options: ConvertOptions) -> None:
+    tokens, scores, types = spm_vocab.legacy_to_gguf(m.vocab, m.has_scores)
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_unk_token_id(spm_vocab.UNK_ID)
+    w.add_bos_token_id(spm_vocab.BOS_ID)
+    w.add_eos_token_id(spm_vocab.EOS_ID)
+    if options.metadata_dir is not None:
+        gguf.SpecialVocab(options.metadata_dir, load_merges=False, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
+
+
+def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress: ProgressFn | None) -> float | None:
+    """Write one tensor a chunk of rows at a time; returns the largest scale change if scales were rounded."""
+    n_rows, row = reader.geometry(p.src)
+    step = max(1, CHUNK_BYTES // row)
+    worst: float | None = None
+    for start in range(0, n_rows, step):
+        raw = reader.rows(index, start, min(step, n_rows - start))
+        if p.action == "copy":
+            out = raw
+        else:
+            blocks_in = raw.reshape(-1, p.layout.nbytes)
+            if p.action == "repack":
+                assert p.layout.repack is not None
+                out = p.layout.repack(blocks_in)
+                if p.layout.loss == blocks.F16_SCALES:
+                    worst = max(worst or 0.0, blocks.scale_change(p.layout, blocks_in))
+            else:
+                values = p.layout.dequantize(blocks_in).reshape(raw.shape[0], p.src.shape[0])
+                out = requantize.quantize_rows(values, gguf.GGMLQuantizationType(p.out_type))
+        _write_all(dst, np.ascontiguousarray(out).data)
+        if on_progress is not None:
+            on_progress(raw.nbytes)
+    return worst
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    view = data.cast("B")
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _pad(fd: int) -> None:
+    pad = -os.lseek(fd, 0, os.SEEK_CUR) % GGUF_DEFAULT_ALIGNMENT
+    if pad:
+        os.write(fd, b"\0" * pad)

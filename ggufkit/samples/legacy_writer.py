@@ -1,0 +1,46 @@
+"""Writes ggml-era container files byte for byte as their programs did (llama.cpp's `llama_file_saver`
+and convert scripts, the ggml examples' converters).
+
+Used to make legacy sample models (no real ones can be downloaded here), so tests exercise the same
+bytes real files hold: magic, version (not in GGML), the family's hparams, vocab (with f32 scores where
+the container has them), then per tensor n_dims/name_len/type, dims (ne0 first), name, zero padding to
+the container's alignment (GGJT: 32 bytes), data.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from ggufkit.families.base import Family
+from ggufkit.formats.legacy.ggml import BY_NAME
+
+_PACK = {"u32": "<I", "i32": "<i", "f32": "<f"}
+
+
+def write_legacy(
+    fp: BinaryIO,
+    family: Family,
+    hparams: dict[str, int | float],
+    vocab: Iterable[tuple[bytes, float]],
+    tensors: Iterable[tuple[str, int, tuple[int, ...], memoryview | bytes]],
+    container: str = "GGJT",
+    version: int | None = 3,
+) -> None:
+    c = BY_NAME[container]
+    fp.write(struct.pack("<I", c.magic))
+    if version is not None:
+        fp.write(struct.pack("<I", version))
+    for p in family.hparams:
+        fp.write(struct.pack(_PACK[p.kind], hparams[p.name]))
+    scores = family.vocab_scores if family.vocab_scores is not None else c.scores
+    for text, score in vocab:
+        fp.write(struct.pack("<I", len(text)) + text)
+        if scores:
+            fp.write(struct.pack("<f", score))
+    for name, ggml_type, shape, data in tensors:
+        raw = name.encode("utf-8")
+        fp.write(struct.pack(f"<III{len(shape)}I", len(shape), len(raw), ggml_type, *shape) + raw)
+        fp.write(b"\0" * (-fp.tell() % c.alignment))
+        fp.write(data)
