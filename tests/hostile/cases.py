@@ -155,6 +155,16 @@ CASES: tuple[Case, ...] = (
     Case("ggjt-q4_2-type", "removed tensor type", _legacy_tensor_field(8, "<I", 4)),
     Case("ggjt-dims-overflow", "tensor size vs file", _legacy_tensor_field(12, "<I", 0xFFFFFFFF)),
     Case("ggjt-truncated", "tensor data inside the file", lambda _raw, legacy: legacy[:-1000]),
+    Case("ggjt1-k-quant-type", "tensor types of the file's era (no k-quants before GGJT v3)",
+         lambda _raw, legacy: _patch(_patch(legacy, 4, "<I", 1), _legacy_first_tensor(legacy) + 8, "<I", 12)),
+    Case("ggjt2-q4_3-type", "tensor types of the file's era (Q4_3 only before PR #1405)",
+         lambda _raw, legacy: _patch(_patch(legacy, 4, "<I", 2), _legacy_first_tensor(legacy) + 8, "<I", 5)),
+    Case("ggmf-unaligned", "GGMF records packed without GGJT's padding",
+         lambda _raw, legacy: _patch(_patch(legacy, 0, "<I", 0x67676D66), 4, "<I", 1)),
+    Case("ggml-without-version", "GGML header has no version field",
+         lambda _raw, legacy: _patch(legacy, 0, "<I", 0x67676D6C)),
+    Case("ggjt-half-width-embeddings", "multi-part claims (the first part of a model whose other parts are absent)",
+         _legacy_tensor_field(12, "<I", 128)),
     Case("empty-file", "anything at all", lambda _raw, _legacy: b""),
 )
 
