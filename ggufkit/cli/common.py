@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,4 +9,3 @@ import typer
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
-ModelArg = Annotated[Path, typer.Argument(help="Model file (GGUF, or legacy GGML/GGMF/GGJT).", show_default=False)]

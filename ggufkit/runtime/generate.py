@@ -2,7 +2,8 @@
 
 The prompt is decoded in batches of n_batch tokens; then each step is one native sample + one
 single-token decode into a batch built once. Python per token: a piece lookup, an incremental UTF-8
-decode and (only with stop strings) a suffix check. One-shot, interactive and bench consume this.
+decode and (only with stop strings) a suffix check. One-shot runs and chat sessions consume this; bench
+does not (bench/measure.py times llama.cpp's decode alone, as llama-bench does).
 """
 
 from __future__ import annotations

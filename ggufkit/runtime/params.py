@@ -1,6 +1,6 @@
-"""The settings of a run, as plain values: how to load the model, how to sample, when to stop.
+"""What the runtime takes, as plain values: how to load the model, how to sample, when to stop.
 
-`run`, `run --interactive` and `bench` all carry these same three values around.
+`run` and `run --interactive` carry all three; `bench` opens its models with LoadParams alone.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class LoadParams:
     n_gpu_layers: int = 0  # -1 = all
     use_mmap: bool = True
     use_mlock: bool = False
-    seed: int = DEFAULT_SEED
     lora: Path | None = None
     lora_scale: float = 1.0
     warmup: bool = False  # decode a few tokens at load, as llama.cpp's own CLI does (see model.load)

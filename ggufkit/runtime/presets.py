@@ -42,10 +42,6 @@ def _sampling_types() -> dict[str, tuple[type, ...]]:
     return {k: (float, int) if isinstance(getattr(defaults, k), float) else (int,) for k in SAMPLING_KEYS}
 
 
-def known_keys() -> list[str]:
-    return [*SAMPLING_KEYS, *_OTHER_KEYS]
-
-
 def load_preset(name_or_path: str) -> dict[str, Any]:
     """A built-in preset by name, or a TOML file; values are checked for name and type."""
     path = Path(name_or_path)

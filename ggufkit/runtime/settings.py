@@ -49,7 +49,6 @@ def build(settings: dict[str, Any], model_path: Path) -> RunSettings:
     for key, low in (("ctx", 0), ("threads", 1), ("batch", 1)):
         if s.get(key) is not None and s[key] < low:
             raise BadInputError(f"--{key} must be >= {low}, not {s[key]}")
-    seed = s.get("seed")
     sampling = SamplingParams(**{k: s[k] for k in SAMPLING_KEYS if s.get(k) is not None})
     if s.get("grammar_file"):
         sampling.grammar = read_text(Path(s["grammar_file"]), "grammar", MAX_GRAMMAR_BYTES)
@@ -63,7 +62,6 @@ def build(settings: dict[str, Any], model_path: Path) -> RunSettings:
         n_gpu_layers=parse_gpu_layers(s.get("gpu_layers")),
         use_mmap=s.get("mmap", True),
         use_mlock=bool(s.get("mlock", False)),
-        seed=sampling.seed if seed is None else seed,
         lora=Path(lora) if lora else None,
         lora_scale=float(s.get("lora_scale", 1.0)),
         warmup=bool(s.get("warmup", True)),
