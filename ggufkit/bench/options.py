@@ -29,6 +29,16 @@ class GpuRows(Choice):
     BOTH = "both"
 
 
+class BenchFormat(Choice):
+    """--format: how render.py writes a run."""
+
+    TABLE = "table"  # Rich, on a terminal (cli/bench.py); Markdown in a file
+    MD = "md"
+    CSV = "csv"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
 @dataclass
 class BenchOptions:
     models: list[Path]

@@ -10,18 +10,9 @@ import io
 import json
 from dataclasses import asdict, fields
 
+from ggufkit.bench.options import BenchFormat
 from ggufkit.bench.results import BenchRun, Row
-from ggufkit.choices import Choice
 from ggufkit.units import human_bytes, human_count
-
-
-class BenchFormat(Choice):
-    TABLE = "table"  # Rich, on a terminal (cli/bench.py); written to a file as md
-    MD = "md"
-    CSV = "csv"
-    JSON = "json"
-    JSONL = "jsonl"
-
 
 # CSV carries every scalar field of a row (the per-repetition samples are in JSON only).
 CSV_FIELDS = tuple(f.name for f in fields(Row) if not f.name.endswith("_samples_ns"))

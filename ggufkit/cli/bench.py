@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.bench.options import BenchOptions as D, GpuRows, Switch
-from ggufkit.bench.render import BenchFormat
+from ggufkit.bench.options import BenchFormat, BenchOptions as D, GpuRows, Switch
 from ggufkit.cli.common import ChoiceType, ForceOpt, QuietOpt
 from ggufkit.cli.output import notice
 from ggufkit.errors import EXIT_FAILURE, EXIT_REGRESSION, BadInputError

@@ -10,13 +10,12 @@ import typer
 
 from ggufkit.cli.common import JsonOpt
 from ggufkit.cli.output import notice, print_json, result_json, stats_line
-from ggufkit.cli.run_chat import chat_loop
 from ggufkit.errors import BadInputError
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
-from ggufkit.runtime.generate import DoneEvent, StopReason, TokenEvent
 from ggufkit.runtime.settings import RunSettings
 
 if TYPE_CHECKING:
+    from ggufkit.runtime.generate import DoneEvent
     from ggufkit.runtime.session import Run
 
 _S = "Sampling"
@@ -89,6 +88,7 @@ def run(
     # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
     import llama_cpp  # noqa: F401
 
+    from ggufkit.cli.run_chat import chat_loop
     from ggufkit.runtime import abort, llama_log
     from ggufkit.runtime.presets import load_preset
     from ggufkit.runtime.prepare import prepare_model
@@ -128,6 +128,8 @@ def run(
 
 
 def _one_shot(session: Run, text: str, json_out: bool, stats: bool, verbose: bool) -> None:
+    from ggufkit.runtime.generate import StopReason, TokenEvent
+
     out = sys.stdout
     done: DoneEvent | None = None
     for ev in session.one_shot(text, on_sampler=(lambda d: notice("sampler: " + d)) if verbose else None):
