@@ -78,6 +78,7 @@ def test_preset_values_are_typed_as_run_settings_wants_them():
     assert out == {"temp": 1.0, "lora_scale": 2.0, "gpu_layers": "all", "template_file": Path("t.txt"),
                    "grammar_file": Path("g.gbnf"), "stop": ("a", "b"), "seed": 3, "top_k": 5}
     assert isinstance(out["temp"], float)
+    assert check_preset({"lora": ""}) == {"lora": None}  # an empty file name is no file
     assert toml_types(setting_types()["temp"]) == (float, int)
     assert toml_types(setting_types()["gpu_layers"]) == (int, str)
     assert toml_types(setting_types()["threads"]) == (int,)

@@ -71,7 +71,7 @@ def check_preset(doc: dict[str, Any], path: Path | None = None) -> dict[str, Any
         elif float in accepted and isinstance(value, int):
             value = float(value)
         elif isinstance(value, str) and str not in _members(hints[norm]):
-            value = Path(value)  # a file setting
+            value = Path(value) if value else None  # a file setting; "" names none
         out[norm] = value
     return out
 
