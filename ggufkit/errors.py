@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 # Documented exit codes (README "Exit codes").
-EXIT_OK = 0
 EXIT_FAILURE = 1  # the work failed (llama.cpp refused or crashed, a batch had failures, I/O error)
 EXIT_BAD_INPUT = 2  # usage error or an input file that is not what it claims to be
 EXIT_REGRESSION = 3  # `bench --baseline`: a figure got slower than the allowed regression

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from ggufkit.bench.core import SCHEMA_VERSION
+from ggufkit.bench.results import SCHEMA_VERSION
 from ggufkit.bench.measure import Speed
 from ggufkit.bench.options import BenchOptions, expand, parse_int_list
 from ggufkit.bench.render import CSV_FIELDS

@@ -13,7 +13,7 @@ from gguf.constants import GGMLQuantizationType as T, Keys, LlamaFileType
 
 from ggufkit.formats.gguf_file import read_gguf
 from ggufkit.quantize.imatrix import read_imatrix, write_imatrix
-from ggufkit.quantize.types import QUANT_TYPES, quant_type
+from ggufkit.quantize.quant_types import QUANT_TYPES, quant_type
 from tests.conftest import assert_clean_error, run_cli
 
 NO_IMATRIX = [q for q in QUANT_TYPES if not q.needs_imatrix]
@@ -288,7 +288,7 @@ def test_text_report_and_progress_bar_on_a_terminal(f32, tmp_path):
 def test_an_abort_inside_llama_cpp_is_one_error_and_leaves_nothing(f32, tmp_path):
     """llama.cpp has no Q8_1 quantizer: GGML_ASSERT aborts the child mid-file (the CLI refuses q8_1 earlier)."""
     from ggufkit.errors import LlamaFailure
-    from ggufkit.quantize.core import quantize_file
+    from ggufkit.quantize.quantizer import quantize_file
     from ggufkit.quantize.options import QuantizeOptions
 
     with pytest.raises(LlamaFailure, match="SIGABRT.*GGML_ASSERT"):

@@ -11,7 +11,7 @@ from gguf.constants import Keys
 from ggufkit.formats.gguf_file import read_gguf
 from ggufkit.formats.legacy import read_legacy
 from ggufkit.families.llama import legacy_to_gguf
-from ggufkit.quantize.types import quant_type
+from ggufkit.quantize.quant_types import quant_type
 from tests.conftest import GGJT_FTYPES
 
 

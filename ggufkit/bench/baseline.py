@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ggufkit.bench.core import SCHEMA_VERSION, BenchRun, Row
+from ggufkit.bench.results import SCHEMA_VERSION, BenchRun, Row
 from ggufkit.errors import BadInputError
 
 KEY_FIELDS = ("model", "gpu_layers", "mmap", "threads", "batch", "ctx", "n_prompt", "n_gen")

@@ -42,7 +42,8 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
              (("pp", "prompt", req["n_prompt"], None), ("tg", "generate", req["n_gen"], 1)) if n > 0]
     per_test = not req["n_ctx"]  # llama-bench sizes a context to each test: speed depends on it on a GPU
     params = LoadParams(path=Path(req["path"]), n_ctx=req["n_ctx"] or tests[0][2], n_threads=req["threads"],
-                        n_batch=req["batch"], n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"])
+                        n_batch=req["batch"], n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"],
+                        warmup=False)  # each test warms up on its own shapes (Bencher.measure), as llama-bench
     result: dict[str, Any] = {"base_rss_bytes": base}
     try:
         model = load(params)

@@ -6,15 +6,37 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ggufkit.choices import Choice
 from ggufkit.errors import BadInputError
-from ggufkit.runtime.params import default_threads
+from ggufkit.runtime.settings import ALL_LAYERS, RunSettings, default_threads
+from ggufkit.system import GPU_INSTALL_ADVICE
 
-SWITCH_VALUES = ("on", "off", "both")
-GPU_VALUES = ("auto", *SWITCH_VALUES)
-ALL_LAYERS = -1  # llama.cpp's "offload every layer" (LoadParams.n_gpu_layers)
-GPU_INSTALL_ADVICE = (
-    "this llama-cpp-python build has no GPU backend (llama_supports_gpu_offload() is false); "
-    "install a GPU build with `GGUFKIT_GPU=cuda make install` (or metal, vulkan, hip)")
+
+class Switch(Choice):
+    """--mmap: which rows a matrix axis gets."""
+
+    ON = "on"
+    OFF = "off"
+    BOTH = "both"
+
+
+class GpuRows(Choice):
+    """--gpu: as Switch, plus auto (on when the build has a GPU backend)."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+    BOTH = "both"
+
+
+class BenchFormat(Choice):
+    """--format: how render.py writes a run."""
+
+    TABLE = "table"  # Rich, on a terminal (cli/bench.py); Markdown in a file
+    MD = "md"
+    CSV = "csv"
+    JSON = "json"
+    JSONL = "jsonl"
 
 
 @dataclass
@@ -23,11 +45,11 @@ class BenchOptions:
     n_prompt: int = 512
     n_gen: int = 128
     repetitions: int = 5
-    mmap: str = "on"
-    gpu: str = "auto"
+    mmap: Switch = Switch.ON
+    gpu: GpuRows = GpuRows.AUTO
     gpu_layers: int = ALL_LAYERS  # used by the GPU rows; 0 < N offloads the first N layers
     threads: list[int] = field(default_factory=lambda: [default_threads()])
-    batch: list[int] = field(default_factory=lambda: [512])
+    batch: list[int] = field(default_factory=lambda: [RunSettings.batch])
     ctx: int = 0  # 0 = a context per test sized to it (pp: n_prompt, tg: n_gen), as llama-bench does
 
     def check(self) -> BenchOptions:
@@ -39,10 +61,8 @@ class BenchOptions:
                 raise BadInputError(f"{name} must be >= {low}, not {v}")
         if self.n_prompt == 0 and self.n_gen == 0:
             raise BadInputError("-p 0 and -n 0 leave nothing to measure")
-        if self.mmap not in SWITCH_VALUES:
-            raise BadInputError(f"--mmap must be one of {', '.join(SWITCH_VALUES)}, not {self.mmap!r}")
-        if self.gpu not in GPU_VALUES:
-            raise BadInputError(f"--gpu must be one of {', '.join(GPU_VALUES)}, not {self.gpu!r}")
+        self.mmap = Switch.parse(self.mmap, "--mmap")
+        self.gpu = GpuRows.parse(self.gpu, "--gpu")
         if self.gpu_layers == 0 or self.gpu_layers < ALL_LAYERS:
             raise BadInputError(f"--gpu-layers must be >= 1 (or -1 for all; --gpu off for none), not {self.gpu_layers}")
         if self.ctx and self.ctx < self.n_prompt + self.n_gen:
@@ -82,16 +102,16 @@ def expand(opts: BenchOptions, gpu_available: bool) -> tuple[list[Config], str |
     Raises BadInputError when only GPU rows were asked for on a build without GPU support.
     """
     notice = None
-    if opts.gpu == "auto":
-        gpus = [True] if gpu_available else [False]
+    if opts.gpu == GpuRows.AUTO:
+        gpus = [gpu_available]
     else:
-        gpus = {"on": [True], "off": [False], "both": [False, True]}[opts.gpu]
+        gpus = {GpuRows.ON: [True], GpuRows.OFF: [False], GpuRows.BOTH: [False, True]}[opts.gpu]
     if True in gpus and not gpu_available:
         if gpus == [True]:
             raise BadInputError(f"--gpu on: {GPU_INSTALL_ADVICE}")
         gpus = [False]
         notice = f"GPU rows skipped: {GPU_INSTALL_ADVICE}"
-    mmaps = {"on": [True], "off": [False], "both": [True, False]}[opts.mmap]
+    mmaps = {Switch.ON: [True], Switch.OFF: [False], Switch.BOTH: [True, False]}[opts.mmap]
     configs = [
         Config(m, opts.gpu_layers if gpu else 0, mmap, t, b)
         for m, gpu, mmap, t, b in itertools.product(range(len(opts.models)), gpus, mmaps, opts.threads, opts.batch)

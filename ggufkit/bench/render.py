@@ -10,9 +10,10 @@ import io
 import json
 from dataclasses import asdict, fields
 
-from ggufkit.bench.core import BenchRun, Row
+from ggufkit.bench.options import BenchFormat
+from ggufkit.bench.results import BenchRun, Row
+from ggufkit.units import human_bytes, human_count
 
-FORMATS = ("table", "md", "csv", "json", "jsonl")
 # CSV carries every scalar field of a row (the per-repetition samples are in JSON only).
 CSV_FIELDS = tuple(f.name for f in fields(Row) if not f.name.endswith("_samples_ns"))
 
@@ -31,7 +32,7 @@ def columns(run: BenchRun) -> tuple[list[str], list[list[str]]]:
     header += ["error"] if any_error else []
     cells = []
     for r in run.rows:
-        line = [r.model, r.architecture or "?", r.file_type or "?", _size(r.size_bytes), _count(r.parameters),
+        line = [r.model, r.architecture or "?", r.file_type or "?", human_bytes(r.size_bytes), human_count(r.parameters, sep=" "),
                 r.backend, _ngl(r.gpu_layers), "on" if r.mmap else "off", str(r.threads), str(r.batch),
                 _num(r.load_ms, 1), _num(r.peak_rss_mib, 1)]
         line += [_speed(r, r.pp_tps, r.pp_sd)] if any_pp else []
@@ -41,14 +42,14 @@ def columns(run: BenchRun) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
-def render(run: BenchRun, fmt: str) -> str:
-    if fmt in ("md", "table"):
+def render(run: BenchRun, fmt: BenchFormat) -> str:
+    if fmt in (BenchFormat.MD, BenchFormat.TABLE):
         return to_markdown(run)
-    if fmt == "csv":
+    if fmt == BenchFormat.CSV:
         return to_csv(run)
-    if fmt == "json":
+    if fmt == BenchFormat.JSON:
         return json.dumps(run.to_dict(), indent=2) + "\n"
-    if fmt == "jsonl":
+    if fmt == BenchFormat.JSONL:
         return "".join(json.dumps(asdict(r)) + "\n" for r in run.rows)
     raise ValueError(fmt)
 
@@ -86,17 +87,3 @@ def _num(v: float | None, digits: int) -> str:
 def _ngl(n: int) -> str:
     return "all" if n < 0 else str(n)
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
-def _count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return str(n)

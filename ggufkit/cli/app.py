@@ -1,6 +1,8 @@
 """The `ggufkit` command: builds the Typer app and turns errors into one line and an exit code.
 
 Commands import their core modules (numpy, gguf, llama_cpp) lazily, so `ggufkit --help` stays fast.
+Exit codes: a command returns its code (None for 0) and raises GgufkitError (or a subclass, which
+carries its code) for errors; main() prints the one line and exits.
 """
 
 from __future__ import annotations
@@ -8,9 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import dataclass
+from typing import Any
 
 import click
 import typer
+from typer.core import TyperGroup
 
 from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
@@ -22,8 +27,40 @@ from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
+
+
+@dataclass
+class _Debug:
+    """Whether errors show their traceback: GGUFKIT_DEBUG, or --debug anywhere on the line."""
+
+    on: bool = False
+    quiet_ggml: bool = False  # we set GGML_NO_BACKTRACE (not the user), so --debug may take it back
+
+
+def _debug_option() -> click.Option:
+    def enable(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        state = ctx.find_object(_Debug)
+        if value and state is not None:
+            state.on = True
+            if state.quiet_ggml:
+                os.environ.pop("GGML_NO_BACKTRACE", None)
+
+    return click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=enable,
+                        help="Show the Python traceback on errors (anywhere on the line; or GGUFKIT_DEBUG=1).")
+
+
+class _Group(TyperGroup):
+    """The root group; it gives itself and every command the --debug flag, so it is accepted anywhere."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in [self, *self.commands.values()]:
+            command.params.append(_debug_option())
+
+
 app = typer.Typer(
     name="ggufkit",
+    cls=_Group,
     help="A toolkit for llama.cpp model files: inspect, convert legacy GGJT v3 to GGUF, quantize, bench, run.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -41,7 +78,6 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback on errors (anywhere on the line)."),
 ) -> None:
     """ggufkit: llama.cpp model files from the shell."""
 
@@ -56,19 +92,18 @@ app.command("bench")(bench_cmd.bench)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    head = args[: args.index("--")] if "--" in args else args
-    debug = "--debug" in head or bool(os.environ.get("GGUFKIT_DEBUG"))
-    args = [a for a in head if a != "--debug"] + args[len(head):]
-    if not debug:  # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
-        os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    debug = _Debug(on=bool(os.environ.get("GGUFKIT_DEBUG")))
+    if not debug.on and "GGML_NO_BACKTRACE" not in os.environ:
+        # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
+        os.environ["GGML_NO_BACKTRACE"] = "1"
+        debug.quiet_ggml = True
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="ggufkit", standalone_mode=False)
+        code = command.main(args=argv, prog_name="ggufkit", standalone_mode=False, obj=debug)
     except GgufkitError as e:
-        _fail(str(e), e.exit_code, debug)
+        _fail(str(e), e.exit_code, debug.on)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        _fail("interrupted", EXIT_INTERRUPTED, debug)
+        _fail("interrupted", EXIT_INTERRUPTED, debug.on)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
@@ -76,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()  # `ggufkit ... | head` is not an error
         sys.exit(0)
     except Exception as e:  # a bug in ggufkit: still one line, the traceback on --debug
-        _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", EXIT_FAILURE, debug)
+        _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", EXIT_FAILURE, debug.on)
     sys.stdout.flush()  # results are out even if a native library misbehaves while the process ends
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -8,33 +8,35 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.cli.common import ForceOpt, QuietOpt
+from ggufkit.bench.options import BenchFormat, BenchOptions as D, GpuRows, Switch
+from ggufkit.cli.common import ChoiceType, ForceOpt, QuietOpt
 from ggufkit.cli.output import notice
 from ggufkit.errors import EXIT_FAILURE, EXIT_REGRESSION, BadInputError
+from ggufkit.runtime.settings import RunSettings
 
 _MATRIX = "Matrix (lists run every combination)"
 _CI = "CI gate"
-_SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".md": "md"}
+_SUFFIX_FORMATS = {".json": BenchFormat.JSON, ".jsonl": BenchFormat.JSONL, ".csv": BenchFormat.CSV, ".md": BenchFormat.MD}
 
 
 def bench(
     models: Annotated[list[Path], typer.Argument(help="Model files (GGUF, or legacy GGJT v3: converted on the fly).", show_default=False)],
-    n_prompt: Annotated[int, typer.Option("--n-prompt", "-p", help="Prompt tokens of the pp test (0 skips it).")] = 512,
-    n_gen: Annotated[int, typer.Option("--n-gen", "-n", help="Generated tokens of the tg test (0 skips it).")] = 128,
-    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = 5,
-    mmap: Annotated[str, typer.Option("--mmap", help="Memory-map the file: on, off or both.", rich_help_panel=_MATRIX)] = "on",
-    gpu: Annotated[str, typer.Option("--gpu", help="Offload to the GPU: on, off, both, or auto (on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = "auto",
-    gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = -1,
+    n_prompt: Annotated[int, typer.Option("--n-prompt", "-p", help="Prompt tokens of the pp test (0 skips it).")] = D.n_prompt,
+    n_gen: Annotated[int, typer.Option("--n-gen", "-n", help="Generated tokens of the tg test (0 skips it).")] = D.n_gen,
+    repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = D.repetitions,
+    mmap: Annotated[Switch, typer.Option("--mmap", click_type=ChoiceType(Switch), help="Memory-map the file (both: a row each way).", rich_help_panel=_MATRIX)] = D.mmap,
+    gpu: Annotated[GpuRows, typer.Option("--gpu", click_type=ChoiceType(GpuRows), help="Offload to the GPU (auto: on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = D.gpu,
+    gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = D.gpu_layers,
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
-    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = "512",
-    ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = one per test, sized to it: -p for pp, -n for tg, as llama-bench).", rich_help_panel=_MATRIX)] = 0,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="table (default on a terminal), md (default otherwise), csv, json or jsonl.", show_default=False)] = None,
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = str(RunSettings.batch),
+    ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = one per test, sized to it: -p for pp, -n for tg, as llama-bench).", rich_help_panel=_MATRIX)] = D.ctx,
+    fmt: Annotated[Optional[BenchFormat], typer.Option("--format", click_type=ChoiceType(BenchFormat), help="Default: table on a terminal, md otherwise.", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results here (format from the suffix .json/.jsonl/.csv/.md, else --format).", show_default=False)] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="A saved `--format json` run to compare with; exit 3 on a regression.", show_default=False, rich_help_panel=_CI)] = None,
     max_regression: Annotated[float, typer.Option("--max-regression", help="Percent a pp/tg speed may drop below the baseline.", rich_help_panel=_CI)] = 10.0,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """Measure prompt processing (pp) and generation (tg) speed, load time and peak memory.
 
     Each configuration runs in its own fresh process. Examples: `ggufkit bench model.gguf -p 512 -n 128`;
@@ -42,15 +44,13 @@ def bench(
     `ggufkit bench model.gguf --format json --baseline base.json --max-regression 10` (CI).
     """
     from ggufkit.bench.baseline import compare, load_baseline
-    from ggufkit.bench.core import run_bench
     from ggufkit.bench.options import BenchOptions, parse_int_list
-    from ggufkit.bench.render import FORMATS, render
+    from ggufkit.bench.render import render
+    from ggufkit.bench.runner import run_bench
     from ggufkit.fsutil import atomic_output, check_output
-    from ggufkit.runtime.params import default_threads
+    from ggufkit.runtime.settings import default_threads
 
-    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
-    if fmt not in FORMATS:
-        raise BadInputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    fmt = fmt or (BenchFormat.TABLE if sys.stdout.isatty() else BenchFormat.MD)
     opts = BenchOptions(
         models=list(models), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, mmap=mmap, gpu=gpu,
         gpu_layers=gpu_layers, threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
@@ -67,13 +67,13 @@ def bench(
     if comparison is not None:
         run.comparison = comparison.to_dict()
 
-    if fmt == "table":
+    if fmt is BenchFormat.TABLE:
         _print_rich(run)
     else:
         sys.stdout.write(render(run, fmt))
     if output is not None:
         with atomic_output(output) as tmp:
-            tmp.write_text(render(run, _SUFFIX_FORMATS.get(output.suffix.lower(), "md" if fmt == "table" else fmt)))
+            tmp.write_text(render(run, _SUFFIX_FORMATS.get(output.suffix.lower(), BenchFormat.MD if fmt is BenchFormat.TABLE else fmt)))
 
     failed = run.failed
     if failed:
@@ -81,9 +81,8 @@ def bench(
     if comparison is not None:
         _report_comparison(comparison)
         if comparison.regressions:
-            raise typer.Exit(EXIT_REGRESSION)
-    if failed:
-        raise typer.Exit(EXIT_FAILURE)
+            return EXIT_REGRESSION
+    return EXIT_FAILURE if failed else 0
 
 
 def _progress_printer():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import typer
 
 from ggufkit.cli.common import JsonOpt
@@ -12,18 +10,9 @@ from ggufkit.cli.output import human_bytes, print_json
 
 def doctor(json_: JsonOpt = False) -> None:
     """Print what a bug report needs: versions, llama.cpp build features, backends, devices, GPU offload."""
-    import llama_cpp
+    from ggufkit.system import GPU_INSTALL_ADVICE, report
 
-    from ggufkit.bench.machine import llama_build, machine, software
-    from ggufkit.bench.options import GPU_INSTALL_ADVICE
-
-    build = llama_build()
-    info = {
-        "software": dataclasses.asdict(software(build)),
-        "machine": dataclasses.asdict(machine(build)),
-        "build": {**dataclasses.asdict(build), "gpu_backend": build.gpu_backend if build.gpu_offload else None,
-                  "mmap": bool(llama_cpp.llama_supports_mmap()), "mlock": bool(llama_cpp.llama_supports_mlock())},
-    }
+    info = report()
     if json_:
         print_json(info)
         return

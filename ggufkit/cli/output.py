@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ggufkit.units import human_bytes, human_count
+
+if TYPE_CHECKING:
+    from ggufkit.runtime.generate import DoneEvent
+
+__all__ = ["human_bytes", "human_count", "notice", "print_json", "result_json", "stats_line", "table"]
 
 
 def print_json(data: Any) -> None:
@@ -16,23 +23,39 @@ def notice(message: str) -> None:
     sys.stderr.write(f"ggufkit: {message}\n")
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
-
-
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A plain left-aligned table (Rich would cost more start-up time than inspect may spend)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*map(str, r)).rstrip() for r in [header, *rows])
+
+
+def stats_line(done: DoneEvent, load_ms: float | None = None) -> str:
+    """One generation's counts and speeds (`run --stats`, and after each chat reply)."""
+    reused = done.n_prompt - done.n_prompt_eval
+    parts = [] if load_ms is None else [f"load {load_ms:.1f} ms"]
+    parts.append(f"prompt {done.n_prompt_eval} tokens" + (f" (+{reused} cached)" if reused else "")
+                 + f" in {done.prompt_ms:.1f} ms, {done.prompt_tps:.1f} t/s")
+    parts.append(f"generated {done.n_generated} tokens in {done.gen_ms:.1f} ms, {done.gen_tps:.1f} t/s")
+    parts.append(f"stop: {done.stop_reason}")
+    return " | ".join(parts)
+
+
+def result_json(done: DoneEvent, load_ms: float, warmup_ms: float) -> dict[str, Any]:
+    """`run --json`: the documented result object."""
+    return {
+        "text": done.text,
+        "stop_reason": done.stop_reason,
+        "prompt_tokens": done.n_prompt,
+        "prompt_tokens_evaluated": done.n_prompt_eval,
+        "generated_tokens": done.n_generated,
+        "generated_ids": done.tokens,
+        "timings": {
+            "load_ms": round(load_ms, 3),
+            "warmup_ms": round(warmup_ms, 3),  # part of load_ms
+            "prompt_ms": round(done.prompt_ms, 3),
+            "prompt_tokens_per_s": round(done.prompt_tps, 2),
+            "generation_ms": round(done.gen_ms, 3),
+            "generation_tokens_per_s": round(done.gen_tps, 2),
+        },
+    }

@@ -10,7 +10,7 @@ import typer
 
 from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt
 from ggufkit.cli.output import human_bytes, notice, print_json, table
-from ggufkit.errors import BadInputError
+from ggufkit.quantize.job import QuantizeJob, run_job
 
 _ADV = "llama-quantize options"
 
@@ -21,7 +21,7 @@ def quantize(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one type only).", show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write NAME-TYPE.gguf files here (default: beside the input).", show_default=False)] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the types with bits per weight and exit.")] = False,
-    threads: Annotated[int, typer.Option("--threads", help="Threads; 0 uses every hardware thread.", min=0, rich_help_panel=_ADV)] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="Threads; 0 uses every hardware thread.", min=0, rich_help_panel=_ADV)] = QuantizeJob.threads,
     allow_requantize: Annotated[bool, typer.Option("--allow-requantize", help="Allow re-quantizing tensors that are already quantized (costs quality).", rich_help_panel=_ADV)] = False,
     leave_output_tensor: Annotated[bool, typer.Option("--leave-output-tensor", help="Leave output.weight un(re)quantized.", rich_help_panel=_ADV)] = False,
     pure: Annotated[bool, typer.Option("--pure", help="No k-quant mixture: every tensor gets the main type.", rich_help_panel=_ADV)] = False,
@@ -35,7 +35,7 @@ def quantize(
     force: ForceOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """Quantize a model with llama.cpp's own quantizer (the files equal llama-quantize's, byte for byte).
 
     Examples: `ggufkit quantize model-f16.gguf -t q4_k_m -o model-q4.gguf`;
@@ -43,73 +43,40 @@ def quantize(
     """
     if list_:
         _print_types(json_)
-        return
-    from ggufkit.runtime.child import StartedChild
-
-    # Started first (= quantize.core.CHILD, not imported yet: it loads gguf), so llama_cpp loads in the
-    # child while this process imports and checks; the child sees no file until every check has passed.
-    started = StartedChild("ggufkit.quantize.child")
+        return 0
+    job = QuantizeJob(
+        model, types or [], output, out_dir, force, threads=threads, allow_requantize=allow_requantize,
+        leave_output_tensor=leave_output_tensor, pure=pure, output_tensor_type=output_tensor_type,
+        token_embedding_type=token_embedding_type, tensor_types=tensor_type or [], imatrix=imatrix,
+        kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
+    )
+    bars = _Bars() if not quiet and sys.stderr.isatty() else None
     try:
-        from ggufkit.quantize.core import quantize_targets
-        from ggufkit.quantize.options import QuantizeOptions, ggml_type, parse_override_kv, parse_tensor_type
-        from ggufkit.quantize.types import quant_type
-
-        if model is None:
-            raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
-        if not types:
-            raise BadInputError("no target type: pass -t TYPE (see `ggufkit quantize --list`)")
-        qtypes = list(dict.fromkeys(quant_type(t) for t in types))
-        options = QuantizeOptions(
-            threads=threads, allow_requantize=allow_requantize, leave_output_tensor=leave_output_tensor, pure=pure,
-            output_tensor_type=None if output_tensor_type is None else ggml_type(output_tensor_type),
-            token_embedding_type=None if token_embedding_type is None else ggml_type(token_embedding_type),
-            tensor_types=[parse_tensor_type(s) for s in tensor_type or []], imatrix=imatrix,
-            kv_overrides=[parse_override_kv(s) for s in override_kv or []], dry_run=dry_run, keep_split=keep_split,
-        )
-        targets = list(zip(qtypes, _outputs(model, qtypes, output, out_dir, dry_run)))
-        bars = _Bars(qtypes) if not quiet and sys.stderr.isatty() else None
-        try:
-            reports = quantize_targets(model, targets, options, force, bars.update if bars else None,
-                                       None if quiet else notice, started)
-        finally:
-            if bars:
-                bars.close()
+        reports = run_job(job, bars.update if bars else None, None if quiet else notice)
     finally:
-        started.cancel()
+        if bars:
+            bars.close()
     if json_:
         print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
     elif not quiet:
         _print_reports(reports)
-
-
-def _outputs(model: Path, qtypes: list, output: Path | None, out_dir: Path | None, dry_run: bool) -> list[Path | None]:
-    if output is not None:
-        if out_dir is not None:
-            raise BadInputError("give -o or --out-dir, not both")
-        if len(qtypes) > 1:
-            raise BadInputError("-o names one file: with several types use --out-dir DIR (files NAME-TYPE.gguf)")
-        return [output]
-    if out_dir is None and dry_run:
-        return [None] * len(qtypes)
-    where = out_dir if out_dir is not None else model.parent
-    return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
+    return 0
 
 
 class _Bars:
-    """One tqdm bar per target, fed by llama.cpp's per-tensor log lines."""
+    """One tqdm bar per target type, fed by llama.cpp's per-tensor log lines."""
 
-    def __init__(self, qtypes: list):
-        self.names = [q.name for q in qtypes]
+    def __init__(self) -> None:
         self.bar = None
-        self.target = -1
+        self.target: str | None = None
 
-    def update(self, target: int, done: int, total: int, name: str) -> None:
+    def update(self, target: str, done: int, total: int, name: str) -> None:
         from tqdm import tqdm
 
         if target != self.target:
             self.close()
             self.target = target
-            self.bar = tqdm(total=total, desc=self.names[target], unit="tensor", file=sys.stderr, leave=True)
+            self.bar = tqdm(total=total, desc=target, unit="tensor", file=sys.stderr, leave=True)
         self.bar.n = done
         self.bar.set_postfix_str(name, refresh=False)
         self.bar.refresh()
@@ -121,7 +88,7 @@ class _Bars:
 
 
 def _print_types(json_: bool) -> None:
-    from ggufkit.quantize.types import ALIASES, QUANT_TYPES
+    from ggufkit.quantize.quant_types import ALIASES, QUANT_TYPES
 
     rows = [{"name": q.name, "bits_per_weight": None if q.only_copy else round(q.bits_per_weight, 4),
              "needs_imatrix": q.needs_imatrix, "description": q.description} for q in QUANT_TYPES]

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ggufkit.cli.common import JsonOpt
-from ggufkit.cli.output import notice, print_json
+from ggufkit.cli.output import notice, print_json, result_json, stats_line
 from ggufkit.errors import BadInputError
+from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
+from ggufkit.runtime.settings import RunSettings
+
+if TYPE_CHECKING:
+    from ggufkit.runtime.generate import DoneEvent
+    from ggufkit.runtime.session import Run
 
 _S = "Sampling"
 _L = "Loading"
 _T = "Templates and chat"
 _O = "Output"
+
+
+def _default(name: str) -> str:
+    return f" Default: {getattr(RunSettings, name)}."
 
 
 def run(
@@ -27,35 +37,35 @@ def run(
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop before this text (repeatable).", show_default=False)] = None,
     # templates
     chat: Annotated[bool, typer.Option("--chat", help="One-shot: wrap the prompt in the chat template.", rich_help_panel=_T)] = False,
-    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: llama2 llama3 chatml mistral alpaca vicuna zephyr gemma phi3 raw.", rich_help_panel=_T, show_default=False)] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: " + " ".join(BUILTIN_TEMPLATES) + ".", rich_help_panel=_T, show_default=False)] = None,
     template_file: Annotated[Path | None, typer.Option("--template-file", help="LLMFarm-style format file with {{prompt}} and optional {{system}}.", rich_help_panel=_T, show_default=False)] = None,
     system: Annotated[str | None, typer.Option("--system", help="System prompt (implies --chat).", rich_help_panel=_T, show_default=False)] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Settings from a TOML file or a built-in preset (flags override it).", rich_help_panel=_T, show_default=False)] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", help="List the built-in presets and exit.", rich_help_panel=_T)] = False,
     # sampling
-    temp: Annotated[float | None, typer.Option("--temp", help="Temperature (0 = greedy). Default: 0.8.", rich_help_panel=_S, show_default=False)] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k (0 = off). Default: 40.", rich_help_panel=_S, show_default=False)] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p", help="Top-p (1 = off). Default: 0.95.", rich_help_panel=_S, show_default=False)] = None,
-    min_p: Annotated[float | None, typer.Option("--min-p", help="Min-p (0 = off). Default: 0.05.", rich_help_panel=_S, show_default=False)] = None,
+    temp: Annotated[float | None, typer.Option("--temp", help="Temperature (0 = greedy)." + _default("temp"), rich_help_panel=_S, show_default=False)] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k (0 = off)." + _default("top_k"), rich_help_panel=_S, show_default=False)] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Top-p (1 = off)." + _default("top_p"), rich_help_panel=_S, show_default=False)] = None,
+    min_p: Annotated[float | None, typer.Option("--min-p", help="Min-p (0 = off)." + _default("min_p"), rich_help_panel=_S, show_default=False)] = None,
     typical: Annotated[float | None, typer.Option("--typical", help="Locally typical sampling p (1 = off).", rich_help_panel=_S, show_default=False)] = None,
     mirostat: Annotated[int | None, typer.Option("--mirostat", help="Mirostat 1 or 2 (0 = off); replaces top-k/p, min-p, typical.", rich_help_panel=_S, show_default=False)] = None,
-    mirostat_tau: Annotated[float | None, typer.Option("--mirostat-tau", help="Mirostat target entropy. Default: 5.0.", rich_help_panel=_S, show_default=False)] = None,
-    mirostat_eta: Annotated[float | None, typer.Option("--mirostat-eta", help="Mirostat learning rate. Default: 0.1.", rich_help_panel=_S, show_default=False)] = None,
+    mirostat_tau: Annotated[float | None, typer.Option("--mirostat-tau", help="Mirostat target entropy." + _default("mirostat_tau"), rich_help_panel=_S, show_default=False)] = None,
+    mirostat_eta: Annotated[float | None, typer.Option("--mirostat-eta", help="Mirostat learning rate." + _default("mirostat_eta"), rich_help_panel=_S, show_default=False)] = None,
     repeat_penalty: Annotated[float | None, typer.Option("--repeat-penalty", help="Repetition penalty (1 = off).", rich_help_panel=_S, show_default=False)] = None,
-    repeat_last_n: Annotated[int | None, typer.Option("--repeat-last-n", help="Tokens the penalties look back on (-1 = context). Default: 64.", rich_help_panel=_S, show_default=False)] = None,
+    repeat_last_n: Annotated[int | None, typer.Option("--repeat-last-n", help="Tokens the penalties look back on (-1 = context)." + _default("repeat_last_n"), rich_help_panel=_S, show_default=False)] = None,
     presence_penalty: Annotated[float | None, typer.Option("--presence-penalty", help="Presence penalty (0 = off).", rich_help_panel=_S, show_default=False)] = None,
     frequency_penalty: Annotated[float | None, typer.Option("--frequency-penalty", help="Frequency penalty (0 = off).", rich_help_panel=_S, show_default=False)] = None,
     seed: Annotated[int | None, typer.Option("--seed", "-s", help="Sampling seed (default: random).", rich_help_panel=_S, show_default=False)] = None,
     grammar_file: Annotated[Path | None, typer.Option("--grammar-file", help="Constrain output with a GBNF grammar (root rule 'root').", rich_help_panel=_S, show_default=False)] = None,
     # loading
-    ctx: Annotated[int | None, typer.Option("--ctx", "-c", help="Context length in tokens (0 = the model's). Default: 4096.", rich_help_panel=_L, show_default=False)] = None,
+    ctx: Annotated[int | None, typer.Option("--ctx", "-c", help="Context length in tokens (0 = the model's)." + _default("ctx"), rich_help_panel=_L, show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: all cores.", rich_help_panel=_L, show_default=False)] = None,
-    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Prompt batch size. Default: 512.", rich_help_panel=_L, show_default=False)] = None,
+    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Prompt batch size." + _default("batch"), rich_help_panel=_L, show_default=False)] = None,
     gpu_layers: Annotated[str | None, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to the GPU: N or 'all'.", rich_help_panel=_L, show_default=False)] = None,
     no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the model into memory instead of mapping it.", rich_help_panel=_L)] = False,
     mlock: Annotated[bool, typer.Option("--mlock", help="Lock the model in RAM.", rich_help_panel=_L)] = False,
     lora: Annotated[Path | None, typer.Option("--lora", help="Apply a LoRA adapter (GGUF).", rich_help_panel=_L, show_default=False)] = None,
-    lora_scale: Annotated[float | None, typer.Option("--lora-scale", help="LoRA scale. Default: 1.0.", rich_help_panel=_L, show_default=False)] = None,
+    lora_scale: Annotated[float | None, typer.Option("--lora-scale", help="LoRA scale." + _default("lora_scale"), rich_help_panel=_L, show_default=False)] = None,
     no_warmup: Annotated[bool, typer.Option("--no-warmup", help="Skip the warm-up decode at load; the first tokens then pay one-time costs (GPU kernels, page-in).", rich_help_panel=_L)] = False,
     backend_sampling: Annotated[bool | None, typer.Option("--backend-sampling/--no-backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S, show_default=False)] = None,
     # output
@@ -78,35 +88,67 @@ def run(
     # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
     import llama_cpp  # noqa: F401
 
-    from ggufkit.runtime import abort, llama_log, presets, settings as st
+    from ggufkit.cli.run_chat import chat_loop
+    from ggufkit.runtime import abort, llama_log
+    from ggufkit.runtime.presets import load_preset
+    from ggufkit.runtime.prepare import prepare_model
+    from ggufkit.runtime.session import open_run
 
     flags: dict[str, Any] = {
-        "max_tokens": max_tokens, "stop": tuple(stop or ()), "template": template,
-        "template_file": None if template_file is None else str(template_file), "system": system,
-        "temp": temp, "top_k": top_k, "top_p": top_p, "min_p": min_p, "typical": typical, "mirostat": mirostat,
-        "mirostat_tau": mirostat_tau, "mirostat_eta": mirostat_eta, "repeat_penalty": repeat_penalty,
-        "repeat_last_n": repeat_last_n, "presence_penalty": presence_penalty,
-        "frequency_penalty": frequency_penalty, "seed": seed,
-        "grammar_file": None if grammar_file is None else str(grammar_file), "ctx": ctx, "threads": threads,
-        "batch": batch, "gpu_layers": gpu_layers, "mmap": False if no_mmap else None, "mlock": mlock or None,
-        "lora": None if lora is None else str(lora), "lora_scale": lora_scale, "chat": chat or None,
+        "max_tokens": max_tokens, "stop": tuple(stop or ()), "template": template, "template_file": template_file,
+        "system": system, "temp": temp, "top_k": top_k, "top_p": top_p, "min_p": min_p, "typical": typical,
+        "mirostat": mirostat, "mirostat_tau": mirostat_tau, "mirostat_eta": mirostat_eta,
+        "repeat_penalty": repeat_penalty, "repeat_last_n": repeat_last_n, "presence_penalty": presence_penalty,
+        "frequency_penalty": frequency_penalty, "seed": seed, "grammar_file": grammar_file, "ctx": ctx,
+        "threads": threads, "batch": batch, "gpu_layers": gpu_layers, "mmap": False if no_mmap else None,
+        "mlock": mlock or None, "lora": lora, "lora_scale": lora_scale, "chat": chat or None,
         "warmup": False if no_warmup else None, "backend_sampling": backend_sampling,
     }
-    merged = st.merge(presets.load_preset(preset) if preset else {}, flags)
+    settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
     text = None if interactive and prompt is None and file is None else _read_prompt(prompt, file, interactive)
-
-    from ggufkit.runtime.prepare import prepare_model
-
     prepared = prepare_model(model, notice)
-    settings = st.build(merged, prepared.path)
     abort.install(model)
     if verbose_llama:
         llama_log.echo_to(lambda line: sys.stderr.write(line + "\n"))
+    stats = stats or verbose
+    with open_run(prepared, settings, interactive=interactive, on_notice=notice) as session:
+        m = session.model
+        for w in m.warnings:
+            notice(f"warning: {w}")
+        if verbose:
+            notice(f"model: {prepared.path} (n_ctx {m.n_ctx}, threads {m.params.n_threads}, "
+                   f"load {m.load_ms:.1f} ms, warm-up {m.warmup_ms:.1f} ms of it)")
+            if session.template is not None:
+                notice(f"template: {session.template.name}")
+        if interactive:
+            chat_loop(session.chat(), text, stats=stats)
+        else:
+            _one_shot(session, text or "", json_, stats, verbose)
+    return 0
 
-    from ggufkit.cli import run_session
 
-    return run_session.run(prepared, settings, merged, text, interactive=interactive, json_out=json_,
-                           stats=stats or verbose, verbose=verbose)
+def _one_shot(session: Run, text: str, json_out: bool, stats: bool, verbose: bool) -> None:
+    from ggufkit.runtime.generate import StopReason, TokenEvent
+
+    out = sys.stdout
+    done: DoneEvent | None = None
+    for ev in session.one_shot(text, on_sampler=(lambda d: notice("sampler: " + d)) if verbose else None):
+        if type(ev) is TokenEvent:
+            if ev.text and not json_out:
+                out.write(ev.text)
+                out.flush()
+        else:
+            done = ev
+    assert done is not None
+    m = session.model
+    if json_out:
+        print_json(result_json(done, m.load_ms, m.warmup_ms))
+    elif done.text and not done.text.endswith("\n") and out.isatty():
+        out.write("\n")
+    if stats:
+        notice(stats_line(done, m.load_ms))
+    if done.stop_reason is StopReason.CONTEXT:
+        notice("warning: generation stopped: the context is full (use a larger --ctx)")
 
 
 def _read_prompt(prompt: str | None, file: Path | None, interactive: bool) -> str:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
-from ggufkit.cli.output import notice
-from ggufkit.cli.run_session import make_sampler, stats_line
+from ggufkit.cli.output import notice, stats_line
 from ggufkit.errors import GgufkitError
 from ggufkit.runtime.chat import ChatSession, TurnsDropped
-from ggufkit.runtime.generate import STOP_CONTEXT, STOP_INTERRUPTED, DoneEvent, TokenEvent
-from ggufkit.runtime.settings import RunSettings
+from ggufkit.runtime.generate import DoneEvent, StopReason, TokenEvent
+from ggufkit.runtime.params import SAMPLING_KEYS
 
 PROMPT = ">>> "
 HELP = """\
@@ -26,13 +26,13 @@ HELP = """\
 /exit, /bye         end the chat (Ctrl-D too)
 /reset              forget the conversation (the system prompt stays)
 /system [TEXT]      set the system prompt (no TEXT: remove it)
-/set PARAM VALUE    change a setting: temp top_k top_p min_p typical mirostat mirostat_tau
-                    mirostat_eta repeat_penalty repeat_last_n presence_penalty frequency_penalty
-                    seed max_tokens
+/set PARAM VALUE    change a setting: {params}
 /show               current settings, template and context use
 /save FILE          write the conversation as JSON
 /load FILE          replace the conversation with a saved one
-Ctrl-C stops the reply being written; the chat goes on."""
+Ctrl-C stops the reply being written; the chat goes on.""".format(
+    params=textwrap.fill(" ".join([*SAMPLING_KEYS, "max_tokens"]), width=98, initial_indent=" " * 38,
+                         subsequent_indent=" " * 20).lstrip())
 
 
 class _Interrupts:
@@ -57,20 +57,16 @@ class _Interrupts:
             raise KeyboardInterrupt
 
 
-def chat_loop(model, template, settings: RunSettings, system: str | None, first: str | None, *,
-              stats: bool, verbose: bool) -> int:
+def chat_loop(session: ChatSession, first: str | None, *, stats: bool) -> None:
+    """Turns from stdin until /exit or end of input; `first` (from -p) is answered first. Closes `session`."""
     tty = sys.stdin.isatty()
     if tty:
         try:
             import readline  # noqa: F401  (input() gains line editing and history)
         except ImportError:
             pass
-    # validate the grammar and sampling settings once, before the first turn
-    make_sampler(model, settings, None).close()
-    session = ChatSession(model, template, settings.sampling, settings.stop, system)
-    if tty:
-        notice(f"chatting with {model.params.path.name} (template {template.name}); /help for commands, "
-               "Ctrl-D or /exit to end")
+        notice(f"chatting with {session.model.params.path.name} (template {session.template.name}); "
+               "/help for commands, Ctrl-D or /exit to end")
     try:
         with _Interrupts() as irq:
             if first:
@@ -94,7 +90,6 @@ def chat_loop(model, template, settings: RunSettings, system: str | None, first:
                     notice(f"error: {e}")
     finally:
         session.close()
-    return 0
 
 
 def _read_line(tty: bool) -> str | None:
@@ -136,9 +131,9 @@ def _reply(session: ChatSession, text: str, irq: _Interrupts, stats: bool) -> No
     out.flush()
     if done is None:
         return
-    if done.stop_reason == STOP_INTERRUPTED:
+    if done.stop_reason is StopReason.INTERRUPTED:
         notice("(reply stopped)")
-    elif done.stop_reason == STOP_CONTEXT:
+    elif done.stop_reason is StopReason.CONTEXT:
         notice("context full: reply cut short; the oldest turns go next time")
     if stats:
         notice(stats_line(done))

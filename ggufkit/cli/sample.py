@@ -7,19 +7,35 @@ from typing import Annotated
 
 import typer
 
-from ggufkit.cli.common import ForceOpt
+from ggufkit.choices import Choice
+from ggufkit.cli.common import ChoiceType, ForceOpt
+
+
+class SampleFormat(Choice):  # samples.make.FORMATS (a unit test keeps them equal); here, so --help imports no numpy
+    GGUF = "gguf"
+    GGML = "ggml"
+    GGMF = "ggmf"
+    GGJT1 = "ggjt1"
+    GGJT2 = "ggjt2"
+    GGJT3 = "ggjt3"
+
+
+class SampleSize(Choice):  # samples.model.SIZES (a unit test keeps them equal)
+    TINY = "tiny"
+    SMALL = "small"
+    MEDIUM = "medium"
 
 
 def sample(
     out: Annotated[Path, typer.Argument(help="Output file.", show_default=False)],
     type_: Annotated[str, typer.Option("--type", "-t", help="File type: f32, f16 or any quantization (q4_0, q4_k_m, ...).")] = "f16",
-    fmt: Annotated[str, typer.Option("--format", help="gguf; or a legacy (pre-GGUF) file: ggml, ggmf, ggjt1, ggjt2 (written by that era's own quantizer: q4_0, q4_1, q5_0, q5_1, q8_0; q4_2 and q4_3 in ggjt1), ggjt3.")] = "gguf",
-    size: Annotated[str, typer.Option("--size", help="tiny (~4 MB at F16, 2 layers), small (~220 MB at F16, 8 layers) or medium (~1.9 GB at F16, 16 layers, 32k vocabulary; needs ~4 GB of RAM to make).")] = "tiny",
+    fmt: Annotated[SampleFormat, typer.Option("--format", click_type=ChoiceType(SampleFormat), help="gguf; or a legacy (pre-GGUF) file: ggml, ggmf, ggjt1, ggjt2 (written by that era's own quantizer: q4_0, q4_1, q5_0, q5_1, q8_0; q4_2 and q4_3 in ggjt1), ggjt3.")] = SampleFormat.GGUF,
+    size: Annotated[SampleSize, typer.Option("--size", click_type=ChoiceType(SampleSize), help="tiny (~4 MB at F16, 2 layers), small (~220 MB at F16, 8 layers) or medium (~1.9 GB at F16, 16 layers, 32k vocabulary; needs ~4 GB of RAM to make).")] = SampleSize.TINY,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights and vocabulary.")] = 0,
     force: ForceOpt = False,
 ) -> None:
     """Make a small LLaMA-architecture model with random weights and a SentencePiece-style vocabulary."""
     from ggufkit.samples.make import make_sample
 
-    make_sample(out, type_, fmt, size, seed, force)
+    make_sample(out, type_, fmt.value, size.value, seed, force)
     typer.echo(f"wrote {out} ({fmt}, {type_.upper()}, {size})")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ggufkit.errors import LlamaFailure
-from ggufkit.runtime import logbridge
+from ggufkit.runtime import llama_log
 from ggufkit.runtime.child import child_main
 
 # llama-quant.cpp logs one line per tensor once it is done:
@@ -46,7 +46,7 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
             emit({"event": "tensor", "index": int(m[1]), "total": int(m[2]), "name": m[3],
                   "type": (new[1] or new[2]) if new else m[4]})
 
-    logbridge.install(on_line)
+    llama_log.route(on_line)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = req["ftype"]
     params.nthread = req.get("threads", 0)

@@ -39,7 +39,7 @@ class ChatSession:
         self.template = template
         self.sampling = sampling
         self.stop = stop or StopParams()
-        self.messages: list[Message] = [{"role": "system", "content": system}] if system else []
+        self.messages: list[Message] = _system_turn(system)
         self.kv: list[int] = []  # exactly what the KV cache holds, in order
         self._sampler: Sampler | None = None
 
@@ -60,7 +60,7 @@ class ChatSession:
 
     def set_system(self, text: str | None) -> None:
         rest = [m for m in self.messages if m["role"] != "system"]
-        self.messages = ([{"role": "system", "content": text}] if text else []) + rest
+        self.messages = _system_turn(text) + rest
 
     @property
     def system(self) -> str | None:
@@ -118,11 +118,7 @@ class ChatSession:
             dropped += 1
 
     def tokenize(self, text: str) -> list[int]:
-        tokens = self.model.tokenize(text, add_special=True, parse_special=True)
-        # a template that writes the BOS itself, on a vocabulary that adds one too: keep one
-        if len(tokens) > 1 and tokens[0] == tokens[1] == self.model.lib.llama_vocab_bos(self.model.vocab):
-            tokens = tokens[1:]
-        return tokens
+        return tokenize_rendered(self.model, text)
 
     def _get_sampler(self) -> Sampler:
         if self._sampler is None:
@@ -148,6 +144,24 @@ class ChatSession:
     def load(self, path: Path) -> None:
         """Replace the conversation with a saved one (the cache keeps whatever prefix still matches)."""
         self.messages = load_messages(path)
+
+
+def prompt_tokens(model: Model, template: ChatTemplate, system: str | None, text: str) -> list[int]:
+    """A one-shot prompt as the first user turn of a conversation, tokenized."""
+    return tokenize_rendered(model, template.render([*_system_turn(system), {"role": "user", "content": text}]))
+
+
+def tokenize_rendered(model: Model, text: str) -> list[int]:
+    """Text a template rendered: its special tokens parsed."""
+    tokens = model.tokenize(text, add_special=True, parse_special=True)
+    # a template that writes the BOS itself, on a vocabulary that adds one too: keep one
+    if len(tokens) > 1 and tokens[0] == tokens[1] == model.lib.llama_vocab_bos(model.vocab):
+        tokens = tokens[1:]
+    return tokens
+
+
+def _system_turn(system: str | None) -> list[Message]:
+    return [{"role": "system", "content": system}] if system else []
 
 
 def load_messages(path: Path) -> list[Message]:

@@ -2,7 +2,8 @@
 
 The prompt is decoded in batches of n_batch tokens; then each step is one native sample + one
 single-token decode into a batch built once. Python per token: a piece lookup, an incremental UTF-8
-decode and (only with stop strings) a suffix check. One-shot, interactive and bench consume this.
+decode and (only with stop strings) a suffix check. One-shot runs and chat sessions consume this; bench
+does not (bench/measure.py times llama.cpp's decode alone, as llama-bench does).
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ggufkit.choices import Choice
 from ggufkit.errors import BadInputError, LlamaFailure
 from ggufkit.runtime.model import Model
 from ggufkit.runtime.params import StopParams
 from ggufkit.runtime.sampler import Sampler
 from ggufkit.runtime.stops import StopFilter
 
-STOP_EOS = "eos"  # the model ended its text (an end-of-generation token)
-STOP_STRING = "stop"  # a --stop string appeared
-STOP_LENGTH = "length"  # --max-tokens reached
-STOP_CONTEXT = "context"  # the context is full
-STOP_INTERRUPTED = "interrupted"  # the caller's cancel event was set (Ctrl-C in a chat)
+
+
+class StopReason(Choice):
+    EOS = "eos"  # the model ended its text (an end-of-generation token)
+    STRING = "stop"  # a --stop string appeared
+    LENGTH = "length"  # --max-tokens reached
+    CONTEXT = "context"  # the context is full
+    INTERRUPTED = "interrupted"  # the caller's cancel event was set (Ctrl-C in a chat)
 
 
 @dataclass(slots=True)
@@ -36,7 +41,7 @@ class TokenEvent:
 @dataclass
 class DoneEvent:
     text: str  # everything shown, stop string excluded
-    stop_reason: str
+    stop_reason: StopReason
     n_prompt: int  # prompt tokens, including those reused from the KV cache
     n_prompt_eval: int  # prompt tokens actually evaluated this time
     n_generated: int
@@ -99,14 +104,14 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
     room = model.n_ctx - len(prompt)
     generated: list[int] = []
     shown: list[str] = []
-    reason = STOP_LENGTH if max_tokens == 0 else ""
-    while not reason:
+    reason: StopReason | None = StopReason.LENGTH if max_tokens == 0 else None
+    while reason is None:
         if cancel is not None and cancel.is_set():
-            reason = STOP_INTERRUPTED
+            reason = StopReason.INTERRUPTED
             break
         tok = sample(chain, ctx, -1)
         if is_eog(vocab, tok):
-            reason = STOP_EOS
+            reason = StopReason.EOS
             break
         generated.append(tok)
         n = to_piece(vocab, tok, buf, 256, 0, False)
@@ -114,17 +119,17 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
         if filtering:
             text, hit = stops.feed(text)
             if hit:
-                reason = STOP_STRING
+                reason = StopReason.STRING
         if text:
             shown.append(text)
         yield TokenEvent(tok, text)
-        if reason:
+        if reason is not None:
             break
         if len(generated) >= max_tokens:
-            reason = STOP_LENGTH
+            reason = StopReason.LENGTH
             break
         if len(generated) >= room:
-            reason = STOP_CONTEXT
+            reason = StopReason.CONTEXT
             break
         one[0] = tok
         _check_decode(model, decode(ctx, batch))
@@ -132,7 +137,7 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
     t2 = time.perf_counter()
 
     tail = utf8.decode(b"", True)
-    if reason != STOP_STRING:
+    if reason is not StopReason.STRING:
         tail = (stops.feed(tail)[0] if filtering else tail) + stops.flush()
     if tail:
         shown.append(tail)

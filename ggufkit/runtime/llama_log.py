@@ -2,15 +2,15 @@
 
 llama.cpp writes its log to stderr by default, which would spill into `ggufkit run`'s output. This keeps
 recent lines (to explain a refusal in one line) and echoes them only when a sink is set (--verbose-llama).
+A child process that wants the lines for itself (quantize's) routes them with `route`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 from collections import deque
 from collections.abc import Callable, Iterator
-
-from ggufkit.runtime import logbridge
 
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h's enum ggml_log_level
 GGML_LOG_LEVEL_WARN = 3
@@ -19,6 +19,29 @@ _recent: deque[tuple[int, str]] = deque(maxlen=200)
 _total = [0]  # lines seen so far, to know which recent lines a capture() saw
 _sink: list[Callable[[str], None]] = []
 _installed = False
+_keep_alive: list[object] = []  # llama.cpp calls the callback for the process's life: it must never be freed
+
+
+def route(on_line: Callable[[int, str], None]) -> None:
+    """Send llama.cpp's log to `on_line(level, line)` one whole line at a time (it arrives in fragments),
+    instead of wherever it went before."""
+    import llama_cpp
+
+    pending: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        pending.append(text.decode("utf-8", "replace"))
+        joined = "".join(pending)
+        if "\n" not in joined:
+            return
+        *lines, rest = joined.split("\n")
+        pending[:] = [rest] if rest else []
+        for line in lines:
+            on_line(int(level), line)
+
+    _keep_alive.append(callback)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 def _on_line(level: int, line: str) -> None:
@@ -31,7 +54,7 @@ def _on_line(level: int, line: str) -> None:
 def ensure_installed() -> None:
     global _installed
     if not _installed:
-        logbridge.install(_on_line)
+        route(_on_line)
         _installed = True
 
 

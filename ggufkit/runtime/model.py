@@ -1,7 +1,7 @@
 """A model and a context opened through llama.cpp's C API, with the few vocabulary helpers a run needs.
 
 `load(params)` is the one way `run` and `bench` open a model. The file must already have passed the
-project's reader (see `prepare.resolve_model`), so llama.cpp only sees headers we have checked.
+project's reader (see `prepare.prepare_model`), so llama.cpp only sees headers we have checked.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ class Model:
     vocab: object  # llama_vocab_p
     n_vocab: int
     n_ctx: int
-    n_ctx_train: int
     load_ms: float  # opening the file and creating the context, warm-up included
     warnings: list[str] = field(default_factory=list)
     warmup_ms: float = 0.0
@@ -68,12 +67,6 @@ class Model:
             n = self.lib.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
             return big.raw[:n]
         return self._piece_buf.raw[:n]
-
-    def detokenize(self, tokens: list[int], special: bool = False) -> str:
-        return b"".join(self.piece(t, special) for t in tokens).decode("utf-8", "replace")
-
-    def is_eog(self, token: int) -> bool:
-        return bool(self.lib.llama_vocab_is_eog(self.vocab, token))
 
     def clear_memory(self, from_pos: int = 0) -> None:
         """Forget the KV cache from position `from_pos` on."""
@@ -155,7 +148,7 @@ def load(params: LoadParams) -> Model:
     vocab = L.llama_model_get_vocab(model)
     return Model(
         params=params, model=model, ctx=ctx, vocab=vocab, n_vocab=L.llama_vocab_n_tokens(vocab),
-        n_ctx=L.llama_n_ctx(ctx), n_ctx_train=L.llama_model_n_ctx_train(model), load_ms=load_ms,
+        n_ctx=L.llama_n_ctx(ctx), load_ms=load_ms,
         warnings=warnings, warmup_ms=warmup_ms, all_on_gpu=ngl < 0 or ngl > L.llama_model_n_layer(model),
         _lora=lora, _pool=pool,
     )

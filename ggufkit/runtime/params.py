@@ -1,22 +1,22 @@
-"""The settings of a run, as plain values: how to load the model, how to sample, when to stop.
+"""What the runtime takes, as plain values: how to load the model, how to sample, when to stop.
 
-`run`, `run --interactive` and `bench` all carry these same three values around.
+`run` and `run --interactive` carry all three; `bench` opens its models with LoadParams alone. Their
+defaults are RunSettings' (runtime/settings.py), never written twice.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError
+from ggufkit.fsutil import read_text
+from ggufkit.runtime.settings import RunSettings, default_threads, parse_gpu_layers
 
-DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed per run
+D = RunSettings  # the defaults
 
-
-def default_threads() -> int:
-    return max(1, os.cpu_count() or 1)
+MAX_GRAMMAR_BYTES = 1 << 20
 
 
 @dataclass
@@ -24,39 +24,52 @@ class LoadParams:
     """Everything needed to open a model and a context on it."""
 
     path: Path
-    n_ctx: int = 4096  # 0 = the model's training context
+    n_ctx: int = D.ctx  # 0 = the model's training context
     n_threads: int = field(default_factory=default_threads)
-    n_batch: int = 512
-    n_gpu_layers: int = 0  # -1 = all
-    use_mmap: bool = True
-    use_mlock: bool = False
-    seed: int = DEFAULT_SEED
-    lora: Path | None = None
-    lora_scale: float = 1.0
-    warmup: bool = False  # decode a few tokens at load, as llama.cpp's own CLI does (see model.load)
+    n_batch: int = D.batch
+    n_gpu_layers: int = parse_gpu_layers(D.gpu_layers)  # -1 = all
+    use_mmap: bool = D.mmap
+    use_mlock: bool = D.mlock
+    lora: Path | None = D.lora
+    lora_scale: float = D.lora_scale
+    warmup: bool = D.warmup  # decode a few tokens at load, as llama.cpp's own CLI does (see model.load)
     # run the sampler chain inside llama.cpp's graph (llama.cpp: experimental); None = where it pays off
     # (sampler.in_graph decides)
-    backend_sampling: bool | None = None
+    backend_sampling: bool | None = D.backend_sampling
+
+    @classmethod
+    def from_settings(cls, s: RunSettings, path: Path) -> LoadParams:
+        return cls(path=path, n_ctx=s.ctx, n_threads=s.n_threads, n_batch=s.batch, n_gpu_layers=s.n_gpu_layers,
+                   use_mmap=s.mmap, use_mlock=s.mlock, lora=s.lora, lora_scale=s.lora_scale, warmup=s.warmup,
+                   backend_sampling=s.backend_sampling)
 
 
 @dataclass
 class SamplingParams:
     """llama.cpp's sampler chain settings; neutral values leave a sampler out of the chain."""
 
-    temp: float = 0.8  # 0 = greedy
-    top_k: int = 40  # 0 = off
-    top_p: float = 0.95  # 1 = off
-    min_p: float = 0.05  # 0 = off
-    typical: float = 1.0  # 1 = off
-    mirostat: int = 0  # 0 off, 1 or 2
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
-    repeat_penalty: float = 1.0  # 1 = off
-    repeat_last_n: int = 64
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    seed: int = DEFAULT_SEED
+    temp: float = D.temp
+    top_k: int = D.top_k
+    top_p: float = D.top_p
+    min_p: float = D.min_p
+    typical: float = D.typical
+    mirostat: int = D.mirostat
+    mirostat_tau: float = D.mirostat_tau
+    mirostat_eta: float = D.mirostat_eta
+    repeat_penalty: float = D.repeat_penalty
+    repeat_last_n: int = D.repeat_last_n
+    presence_penalty: float = D.presence_penalty
+    frequency_penalty: float = D.frequency_penalty
+    seed: int = D.seed
     grammar: str | None = None  # GBNF text (root rule "root")
+
+    @classmethod
+    def from_settings(cls, s: RunSettings) -> SamplingParams:
+        """The sampling settings of `s`, its grammar file read; checked."""
+        sp = cls(**{k: getattr(s, k) for k in SAMPLING_KEYS})
+        if s.grammar_file is not None:
+            sp.grammar = read_text(s.grammar_file, "grammar", MAX_GRAMMAR_BYTES)
+        return sp.check()
 
     def check(self) -> SamplingParams:
         if self.temp < 0:
@@ -98,5 +111,26 @@ SAMPLING_KEYS = tuple(f.name for f in fields(SamplingParams) if f.name != "gramm
 
 @dataclass
 class StopParams:
-    max_tokens: int = -1  # -1 = until end of text or a full context
-    stop: tuple[str, ...] = ()
+    """When generation stops (besides an end-of-text token and a full context)."""
+
+    max_tokens: int = D.max_tokens  # -1 = until end of text or a full context
+    stop: tuple[str, ...] = D.stop
+
+    @classmethod
+    def from_settings(cls, s: RunSettings) -> StopParams:
+        return cls(max_tokens=s.max_tokens, stop=tuple(s.stop))
+
+
+@dataclass
+class RunParams:
+    """A run's settings as the runtime takes them."""
+
+    load: LoadParams
+    sampling: SamplingParams
+    stop: StopParams
+
+    @classmethod
+    def from_settings(cls, s: RunSettings, model_path: Path) -> RunParams:
+        """Checked, the grammar file read; raises BadInputError."""
+        s.check()
+        return cls(LoadParams.from_settings(s, model_path), SamplingParams.from_settings(s), StopParams.from_settings(s))

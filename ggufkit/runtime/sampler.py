@@ -10,6 +10,7 @@ graph, on the GPU when the output layer is there, and copies back a token instea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ggufkit.errors import BadInputError
 from ggufkit.runtime import llama_log
@@ -68,8 +69,18 @@ def in_graph(setting: bool | None, sp: SamplingParams, all_on_gpu: bool) -> bool
     return all_on_gpu and sp.temp <= 0 and sp.grammar is None and plain
 
 
-def build_sampler(model, sp: SamplingParams) -> Sampler:
-    """A native chain for `model` (runtime.model.Model). Raises BadInputError for a bad grammar."""
+def build_sampler(model, sp: SamplingParams, grammar_file: Path | None = None) -> Sampler:
+    """A native chain for `model` (runtime.model.Model). Raises BadInputError for a bad grammar, about
+    `grammar_file` when the grammar came from one."""
+    try:
+        return _build(model, sp)
+    except BadInputError as e:
+        if grammar_file is not None and e.path is None:
+            raise BadInputError(e.message, grammar_file) from None
+        raise
+
+
+def _build(model, sp: SamplingParams) -> Sampler:
     import llama_cpp as L
 
     sp.check()

@@ -1,30 +1,103 @@
-"""From merged settings (defaults < preset < flags) to the three values a run carries."""
+"""Every setting of `ggufkit run`, written once: its name, type and default.
+
+A setting's name is its flag's long name with underscores (`--top-k` is `top_k`) and its key in a preset.
+`RunSettings` is the only place a default is written: the runtime's values (runtime/params.py), the keys
+and types a preset accepts (runtime/presets.py) and the CLI's "Default: ..." help texts all read it.
+The layers, lowest first: these defaults, a preset, the flags given on the command line.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError
-from ggufkit.fsutil import read_text
-from ggufkit.runtime.params import SAMPLING_KEYS, LoadParams, SamplingParams, StopParams, default_threads
 
-MAX_GRAMMAR_BYTES = 1 << 20
+DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed per run
+ALL_LAYERS = -1  # n_gpu_layers: every layer
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass
 class RunSettings:
-    load: LoadParams
-    sampling: SamplingParams
-    stop: StopParams
+    # sampling: llama.cpp's sampler chain; a neutral value leaves its sampler out of the chain
+    temp: float = 0.8  # 0 = greedy
+    top_k: int = 40  # 0 = off
+    top_p: float = 0.95  # 1 = off
+    min_p: float = 0.05  # 0 = off
+    typical: float = 1.0  # 1 = off
+    mirostat: int = 0  # 0 off, 1 or 2
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    repeat_penalty: float = 1.0  # 1 = off
+    repeat_last_n: int = 64  # -1 = the whole context
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int = DEFAULT_SEED
+    grammar_file: Path | None = None  # GBNF, root rule "root"
+    # when to stop
+    max_tokens: int = -1  # -1 = until end of text or a full context
+    stop: tuple[str, ...] = ()
+    # loading
+    ctx: int = 4096  # 0 = the model's training context
+    threads: int | None = None  # None = every core (default_threads)
+    batch: int = 512
+    gpu_layers: int | str = 0  # N, or "all"
+    mmap: bool = True
+    mlock: bool = False
+    lora: Path | None = None
+    lora_scale: float = 1.0
+    warmup: bool = True  # decode a few tokens at load, as llama.cpp's own CLI does (see model.load)
+    backend_sampling: bool | None = None  # None = where it pays off (sampler.in_graph decides)
+    # templates and chat
+    chat: bool = False  # one-shot: wrap the prompt in the chat template
+    template: str | None = None  # a built-in template's name
+    template_file: Path | None = None
+    system: str | None = None
+
+    @classmethod
+    def layered(cls, preset: Mapping[str, Any], flags: Mapping[str, Any]) -> RunSettings:
+        """Defaults < `preset` (values checked by presets.check_preset) < the `flags` that were given
+        (not None, not an empty tuple)."""
+        given = {k: v for k, v in flags.items() if v is not None and v != ()}
+        return replace(cls(), **{**preset, **given})
+
+    @property
+    def wants_template(self) -> bool:
+        """Whether a one-shot prompt goes through the chat template."""
+        return bool(self.chat or self.template or self.template_file or self.system)
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or default_threads()
+
+    @property
+    def n_gpu_layers(self) -> int:
+        return parse_gpu_layers(self.gpu_layers)
+
+    def check(self) -> RunSettings:
+        """The loading and stopping limits (SamplingParams.check checks the sampling ones)."""
+        for key, low in (("ctx", 0), ("threads", 1), ("batch", 1), ("max_tokens", -1)):
+            value = getattr(self, key)
+            if value is not None and value < low:
+                raise BadInputError(f"--{key.replace('_', '-')} must be >= {low}, not {value}")
+        parse_gpu_layers(self.gpu_layers)  # raises for a value that is neither a count nor "all"
+        return self
 
 
-def merge(preset: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    """Flags that were given (not None) override the preset."""
-    out = dict(preset)
-    out.update({k: v for k, v in flags.items() if v is not None and v != ()})
-    return out
+NAMES = tuple(f.name for f in fields(RunSettings))
+
+
+def setting_types() -> dict[str, Any]:
+    """Each setting's type, evaluated (`int | None`, `tuple[str, ...]`, `Path | None` ...)."""
+    return typing.get_type_hints(RunSettings)
 
 
 def parse_gpu_layers(value: int | str | None) -> int:
@@ -33,46 +106,12 @@ def parse_gpu_layers(value: int | str | None) -> int:
     if isinstance(value, int):
         n = value
     elif value.strip().lower() in ("all", "max", "-1"):
-        return -1
+        return ALL_LAYERS
     else:
         try:
             n = int(value)
         except ValueError:
             raise BadInputError(f"--gpu-layers takes a number or 'all', not {value!r}") from None
-    if n < -1:
+    if n < ALL_LAYERS:
         raise BadInputError(f"--gpu-layers must be >= 0 or 'all', not {n}")
     return n
-
-
-def build(settings: dict[str, Any], model_path: Path) -> RunSettings:
-    s = settings
-    for key, low in (("ctx", 0), ("threads", 1), ("batch", 1)):
-        if s.get(key) is not None and s[key] < low:
-            raise BadInputError(f"--{key} must be >= {low}, not {s[key]}")
-    seed = s.get("seed")
-    sampling = SamplingParams(**{k: s[k] for k in SAMPLING_KEYS if s.get(k) is not None})
-    if s.get("grammar_file"):
-        sampling.grammar = read_text(Path(s["grammar_file"]), "grammar", MAX_GRAMMAR_BYTES)
-    sampling.check()
-    lora = s.get("lora")
-    load = LoadParams(
-        path=model_path,
-        n_ctx=s.get("ctx") if s.get("ctx") is not None else 4096,
-        n_threads=s.get("threads") or default_threads(),
-        n_batch=s.get("batch") or 512,
-        n_gpu_layers=parse_gpu_layers(s.get("gpu_layers")),
-        use_mmap=s.get("mmap", True),
-        use_mlock=bool(s.get("mlock", False)),
-        seed=sampling.seed if seed is None else seed,
-        lora=Path(lora) if lora else None,
-        lora_scale=float(s.get("lora_scale", 1.0)),
-        warmup=bool(s.get("warmup", True)),
-        backend_sampling=s.get("backend_sampling"),
-    )
-    max_tokens = s.get("max_tokens")
-    stop = StopParams(max_tokens=-1 if max_tokens is None else max_tokens, stop=tuple(s.get("stop") or ()))
-    if stop.max_tokens < -1:
-        raise BadInputError(f"--max-tokens must be >= -1, not {stop.max_tokens}")
-    return RunSettings(load, sampling, stop)
-
-

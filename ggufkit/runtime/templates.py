@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ggufkit.choices import Choice
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import read_text
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES, FALLBACK_TEMPLATE
@@ -24,16 +25,24 @@ MAX_OUTPUT_CHARS = 1 << 24  # a template that expands a small chat into more tha
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": text}
 
 
+class TemplateKind(Choice):
+    JINJA = "jinja"  # a Jinja chat template (built-in, or the model's own, sandboxed)
+    FILE = "file"  # an LLMFarm-style format file: {{prompt}} and {{system}} placeholders, no code at all
+
+
 @dataclass
 class ChatTemplate:
     name: str  # "llama3", "model", "file:PATH"
     source: str
-    kind: str = "jinja"  # or "file" (LLMFarm placeholders, no code at all)
+    kind: TemplateKind = TemplateKind.JINJA
     bos: str = ""
     eos: str = ""
 
+    def __post_init__(self) -> None:
+        self.kind = TemplateKind(self.kind)  # "file" from a caller becomes TemplateKind.FILE
+
     def render(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
-        if self.kind == "file":
+        if self.kind is TemplateKind.FILE:
             return _render_file(self.source, messages)
         return _render_jinja(self, messages, add_generation_prompt)
 
@@ -56,12 +65,12 @@ def from_file(path: Path) -> ChatTemplate:
     text = read_text(path, "template", MAX_TEMPLATE_BYTES)
     if not _PROMPT.search(text):
         raise BadInputError("template file has no {{prompt}} placeholder", path)
-    return ChatTemplate(f"file:{path}", text, kind="file")
+    return ChatTemplate(f"file:{path}", text, kind=TemplateKind.FILE)
 
 
 def check(t: ChatTemplate) -> None:
     """Parse, refuse unsafe constructs, then render a sample chat: every error surfaces here, early."""
-    if t.kind == "file":
+    if t.kind is TemplateKind.FILE:
         return
     if len(t.source.encode()) > MAX_TEMPLATE_BYTES:
         raise BadInputError(f"{t.name} chat template is larger than 1 MiB")

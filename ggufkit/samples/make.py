@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import atomic_output, check_output
-from ggufkit.quantize.core import quantize_file
-from ggufkit.quantize.types import quant_type
+from ggufkit.quantize.quant_types import quant_type
+from ggufkit.quantize.quantizer import quantize_file
 from ggufkit.samples.legacy import export_legacy, quantize_legacy
 from ggufkit.samples.model import SIZES, SampleSpec, write_gguf
 

@@ -13,10 +13,10 @@ import sys
 def main() -> None:
     import llama_cpp
 
-    from ggufkit.runtime import logbridge
+    from ggufkit.runtime import llama_log
 
     errors: list[str] = []
-    logbridge.install(lambda level, line: errors.append(line) if level == 4 or "error" in line else None)
+    llama_log.route(lambda level, line: errors.append(line) if level == 4 or "error" in line else None)
     llama_cpp.llama_backend_init()
     for line in sys.stdin:
         path = line.strip()

@@ -1,4 +1,4 @@
-"""Where a bench ran: the machine, the software, and what the llama.cpp build can offload to.
+"""This machine, the software, and what the llama.cpp build can do: for bench's results and `doctor`.
 
 GPU support and device names come from llama.cpp itself (llama_supports_gpu_offload, ggml's backend
 registry), so a CUDA, Metal, Vulkan or HIP build reports its own devices; nvidia-smi only adds names.
@@ -12,9 +12,13 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 GGML_BACKEND_DEVICE_TYPE_CPU = 0  # ggml-backend.h's enum ggml_backend_dev_type
+GPU_INSTALL_ADVICE = (
+    "this llama-cpp-python build has no GPU backend (llama_supports_gpu_offload() is false); "
+    "install a GPU build with `GGUFKIT_GPU=cuda make install` (or metal, vulkan, hip)")
 
 
 @dataclass
@@ -89,6 +93,18 @@ def software(build: Build) -> Software:
         backends=build.backends,
     )
 
+
+def report() -> dict[str, Any]:
+    """What a bug report needs (`ggufkit doctor --json`): software, machine, and the build's features."""
+    import llama_cpp
+
+    build = llama_build()
+    return {
+        "software": asdict(software(build)),
+        "machine": asdict(machine(build)),
+        "build": {**asdict(build), "gpu_backend": build.gpu_backend if build.gpu_offload else None,
+                  "mmap": bool(llama_cpp.llama_supports_mmap()), "mlock": bool(llama_cpp.llama_supports_mlock())},
+    }
 
 
 def _cpu_name() -> str:

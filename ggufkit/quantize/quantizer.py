@@ -21,12 +21,12 @@ from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
 from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.quantize import CHILD
 from ggufkit.quantize.options import QuantizeOptions
+from ggufkit.quantize.quant_types import QuantType
 from ggufkit.quantize.report import QuantizeReport, report_dry_run, report_from_outputs
-from ggufkit.quantize.types import QuantType
 from ggufkit.runtime.child import StartedChild, run_child
 
-CHILD = "ggufkit.quantize.child"
 
 # (target number, tensors done, tensor count, tensor name)
 TensorFn = Callable[[int, int, int, str], None]

@@ -1,0 +1,93 @@
+"""One `ggufkit quantize` call, from what the user typed to one report per target type.
+
+The llama.cpp child (quantizer.CHILD) is started first, before this process imports gguf and numpy to
+parse and check everything; its own imports (llama_cpp, ~0.3 s) overlap ours, and it sees no file until
+every check has passed (it is cancelled if one fails). That is why this module imports only light
+modules at its top (and `ggufkit quantize --help` stays fast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ggufkit.errors import BadInputError
+from ggufkit.quantize import CHILD
+
+if TYPE_CHECKING:
+    from ggufkit.quantize.quant_types import QuantType
+    from ggufkit.quantize.report import QuantizeReport
+
+# (target type name, tensors done, tensor count, tensor name)
+TypeTensorFn = Callable[[str, int, int, str], None]
+
+
+@dataclass
+class QuantizeJob:
+    """A quantize call as given: type names and specs as typed, parsed and checked by run_job."""
+
+    model: Path | None
+    types: list[str]  # q4_k_m, Q8_0, ... (case-insensitive; duplicates count once)
+    output: Path | None = None  # one type only
+    out_dir: Path | None = None  # NAME-TYPE.gguf files here (default: beside the input)
+    force: bool = False
+    threads: int = 0  # 0: every hardware thread
+    allow_requantize: bool = False
+    leave_output_tensor: bool = False
+    pure: bool = False
+    output_tensor_type: str | None = None  # a ggml type name
+    token_embedding_type: str | None = None
+    tensor_types: list[str] = field(default_factory=list)  # PATTERN=TYPE
+    imatrix: Path | None = None
+    kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
+    dry_run: bool = False
+    keep_split: bool = False
+
+
+def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
+            on_notice: Callable[[str], None] | None = None) -> list[QuantizeReport]:
+    if job.model is None:
+        raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
+    if not job.types:
+        raise BadInputError("no target type: pass -t TYPE (see `ggufkit quantize --list`)")
+    from ggufkit.runtime.child import StartedChild
+
+    started = StartedChild(CHILD)
+    try:
+        from ggufkit.quantize.options import QuantizeOptions, ggml_type, parse_override_kv, parse_tensor_type
+        from ggufkit.quantize.quant_types import quant_type
+        from ggufkit.quantize.quantizer import quantize_targets
+
+        qtypes = list(dict.fromkeys(quant_type(t) for t in job.types))
+        options = QuantizeOptions(
+            threads=job.threads, allow_requantize=job.allow_requantize,
+            leave_output_tensor=job.leave_output_tensor, pure=job.pure,
+            output_tensor_type=None if job.output_tensor_type is None else ggml_type(job.output_tensor_type),
+            token_embedding_type=None if job.token_embedding_type is None else ggml_type(job.token_embedding_type),
+            tensor_types=[parse_tensor_type(s) for s in job.tensor_types], imatrix=job.imatrix,
+            kv_overrides=[parse_override_kv(s) for s in job.kv_overrides], dry_run=job.dry_run,
+            keep_split=job.keep_split,
+        )
+        targets = list(zip(qtypes, output_paths(job.model, qtypes, job.output, job.out_dir, job.dry_run)))
+        hook = None if on_tensor is None else (lambda k, i, n, name: on_tensor(qtypes[k].name, i, n, name))
+        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started)
+    finally:
+        started.cancel()
+
+
+def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_dir: Path | None,
+                 dry_run: bool) -> list[Path | None]:
+    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default);
+    None on a dry run with neither."""
+    if output is not None:
+        if out_dir is not None:
+            raise BadInputError("give -o or --out-dir, not both")
+        if len(qtypes) > 1:
+            raise BadInputError("-o names one file: with several types use --out-dir DIR (files NAME-TYPE.gguf)")
+        return [output]
+    if out_dir is None and dry_run:
+        return [None] * len(qtypes)
+    where = out_dir if out_dir is not None else model.parent
+    return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
