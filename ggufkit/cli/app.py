@@ -61,7 +61,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     name="ggufkit",
     cls=_Group,
-    help="A toolkit for llama.cpp model files: inspect, convert legacy GGJT v3 to GGUF, quantize, bench, run.",
+    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

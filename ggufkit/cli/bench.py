@@ -20,7 +20,7 @@ _SUFFIX_FORMATS = {".json": BenchFormat.JSON, ".jsonl": BenchFormat.JSONL, ".csv
 
 
 def bench(
-    models: Annotated[list[Path], typer.Argument(help="Model files (GGUF, or legacy GGJT v3: converted on the fly).", show_default=False)],
+    models: Annotated[list[Path], typer.Argument(help="Model files (GGUF, or a legacy GGML/GGMF/GGJT file: converted once into a cache).", show_default=False)],
     n_prompt: Annotated[int, typer.Option("--n-prompt", "-p", help="Prompt tokens of the pp test (0 skips it).")] = D.n_prompt,
     n_gen: Annotated[int, typer.Option("--n-gen", "-n", help="Generated tokens of the tg test (0 skips it).")] = D.n_gen,
     repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = D.repetitions,

@@ -16,7 +16,7 @@ _ADV = "llama-quantize options"
 
 
 def quantize(
-    model: Annotated[Optional[Path], typer.Argument(help="Input model: GGUF, or legacy GGJT v3 (converted on the fly).", show_default=False)] = None,
+    model: Annotated[Optional[Path], typer.Argument(help="Input model: GGUF, or a legacy GGML/GGMF/GGJT file (converted on the fly).", show_default=False)] = None,
     types: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="Target type, e.g. q4_k_m (repeat for several; --list shows all).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one type only).", show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write NAME-TYPE.gguf files here (default: beside the input).", show_default=False)] = None,

@@ -29,7 +29,7 @@ def _default(name: str) -> str:
 
 
 def run(
-    model: Annotated[Path | None, typer.Argument(help="Model file (GGUF, or legacy GGJT v3: converted once into a cache).", show_default=False)] = None,
+    model: Annotated[Path | None, typer.Argument(help="Model file (GGUF, or a legacy GGML/GGMF/GGJT file: converted once into a cache).", show_default=False)] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="The prompt ('-' reads stdin).", show_default=False)] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the prompt from a file.", show_default=False)] = None,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Chat: the conversation stays in the KV cache; /help lists commands.", rich_help_panel=_T)] = False,
