@@ -4,6 +4,7 @@ Each era's `quantize` tool called ggml's reference row quantizers (`quantize_row
 March 2023 `ggml_quantize_q4_*` in utils.cpp). These reproduce them at the commits the sample maker
 imitates (ggufkit's closing notes name them and how the outputs were compared with the real tools):
   GGML, GGMF       Q4_0: d = amax/7, q = round(x/d) + 8; Q4_1: d = (max-min)/15, q = round((x-min)/d)
+                   (GGML: max starts at FLT_MIN, a bug GGMF fixed)
   GGJT v1          Q4_0: d = max/-8 (signed max), q = min(15, round(x/d) + 8); Q4_1 as before;
                    Q4_2 (16 values): d = max/-8, q = min(15, trunc(x/d + 8.5)); Q4_3 (16): q = trunc((x-min)/d + 0.5);
                    Q5_0: d = max/-16, q = min(31, trunc(x/d + 16.5)); Q5_1: d = (max-min)/31, q = trunc(.. + 0.5);
@@ -46,8 +47,8 @@ def _signed_max(x: np.ndarray) -> np.ndarray:
     return np.take_along_axis(x, np.argmax(np.abs(x), axis=1)[:, None], axis=1)
 
 
-def _min_max(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+def _min_max(x: np.ndarray, levels: int, max_from: float = -np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lo, hi = x.min(axis=1, keepdims=True), np.maximum(x.max(axis=1, keepdims=True), F32(max_from))
     d = ((hi - lo) / F32(levels)).astype(F32)
     return lo, d, ((x - lo) * _inv(d)).astype(F32)
 
@@ -70,6 +71,15 @@ def q4_0_max8_trunc(x):
 def q4_1_round(x):
     lo, d, v = _min_max(x, 15)
     return d, lo, _roundf(v)
+
+
+def q4_1_round_flt_min(x):
+    """March 2023 (utils.cpp): the running max started at FLT_MIN, the smallest positive float, so a block of
+    negative values gets max = FLT_MIN; an all-zero block gets NaN codes, which x86 turns into 0."""
+    lo, d, v = _min_max(x, 15, max_from=np.finfo(np.float32).tiny)
+    with np.errstate(invalid="ignore"):
+        q = _roundf(v)
+    return d, lo, np.where(np.isfinite(q), q, 0)
 
 
 def q4_1_trunc(x):
@@ -97,11 +107,10 @@ def q4_3(x):
     return d, lo, _trunc_add(v, 0.5)
 
 
-_MARCH = {T.Q4_0: q4_0_amax7, T.Q4_1: q4_1_round}
 # (container, version) -> ggml type -> quantizer of the commit the sample maker imitates
 ERAS: dict[tuple[str, int | None], dict[int, Quantizer]] = {
-    ("GGML", None): _MARCH,
-    ("GGMF", 1): _MARCH,
+    ("GGML", None): {T.Q4_0: q4_0_amax7, T.Q4_1: q4_1_round_flt_min},
+    ("GGMF", 1): {T.Q4_0: q4_0_amax7, T.Q4_1: q4_1_round},
     ("GGJT", 1): {T.Q4_0: q4_0_max8_round, T.Q4_1: q4_1_round, Q4_2: q4_0_max8_trunc, Q4_3: q4_3,
                   T.Q5_0: q5_0, T.Q5_1: q5_1, T.Q8_0: q8_0},
     ("GGJT", 2): {T.Q4_0: q4_0_max8_trunc, T.Q4_1: q4_1_trunc, T.Q5_0: q5_0, T.Q5_1: q5_1, T.Q8_0: q8_0},
