@@ -41,13 +41,13 @@ class Progress:
 
 
 def inspect_models(paths: list[Path], on_notice: Callable[[str], None] | None = None) -> list[ModelInfo]:
-    from ggufkit.formats.summary import summarize
+    from ggufkit.formats.summary import summarize_model
     from ggufkit.runtime.prepare import prepare_model
 
     infos = []
     for p in paths:
         prepared = prepare_model(p, on_notice)
-        s = summarize(prepared.path)
+        s = summarize_model(prepared.gguf)
         infos.append(ModelInfo(p.name, str(p), prepared.path, s.architecture, s.file_type, s.file_size, s.parameters))
     return infos
 

@@ -11,8 +11,9 @@ import typer
 from ggufkit.cli.common import JsonOpt
 from ggufkit.cli.output import human_bytes, human_count, notice, print_json, table
 from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
+from ggufkit.runtime.settings import RunSettings
 
-DEFAULT_CTX = 4096
+DEFAULT_CTX = RunSettings.ctx  # the estimate is for the context `run` opens by default
 
 
 def inspect(

@@ -56,7 +56,11 @@ class ModelSummary:
 
 
 def summarize(path: str | os.PathLike[str], ctx: int | None = None) -> ModelSummary:
-    m = open_model(path)
+    return summarize_model(open_model(path), ctx)
+
+
+def summarize_model(m: GgufFile | LegacyModel, ctx: int | None = None) -> ModelSummary:
+    """The summary of a file already opened (and validated) by its reader."""
     s = _from_gguf(m) if isinstance(m, GgufFile) else _from_legacy(m)
     d = detect(m)
     s.family, s.quantization_version, s.detection = d.family, d.quantization_version, d.reasons

@@ -3,7 +3,7 @@
 For generation (`run`, `bench`):
     settings.RunSettings                                   every run setting and its default, once
     presets.load_preset(name_or_path) -> dict              a preset's settings, checked against RunSettings
-    prepare.prepare_model(path, notice) -> PreparedModel   validate (and convert GGJT v3) before llama.cpp
+    prepare.prepare_model(path, notice) -> PreparedModel   validate (and convert legacy files) before llama.cpp
     session.open_run(prepared, settings) -> Run            template chosen, model loaded; Run.one_shot, Run.chat
     model.load(LoadParams(...)) -> Model                   model + context; a context manager
     sampler.build_sampler(model, SamplingParams(...))      llama.cpp's native sampler chain
