@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 	      -w $(WHEEL_DIR).part llama-cpp-python==$(LLAMA_VERSION) && \
 	  mv $(WHEEL_DIR).part $(WHEEL_DIR); }
 	$(PY) -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/*.whl
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,plot]'
 	rm -f $(VENV)/.stamp-*
 	touch $@
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own llama-quantize and llama-bench from the sources vendored in the llama-cpp-python
+# Build llama.cpp's own llama-quantize, llama-bench and llama-perplexity from the sources vendored in the llama-cpp-python
 # sdist of the version pyproject.toml pins, so benchmarks compare ggufkit with the exact same llama.cpp.
 # Built once into ~/.cache/ggufkit/llama-tools/<version>/ (outside the repo) and reused; prints the bin dir.
 set -euo pipefail
@@ -17,10 +17,11 @@ FLAGS=""
 if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
   FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
-STAMP="shared release flags=[$FLAGS]"  # a cache built another way is rebuilt
+TARGETS="llama-quantize llama-bench llama-perplexity"
+STAMP="shared release flags=[$FLAGS] targets=[$TARGETS]"  # a cache built another way is rebuilt
 
 built() {
-  [ -x "$DEST/bin/llama-quantize" ] && [ -x "$DEST/bin/llama-bench" ] && [ "$(cat "$DEST/stamp" 2>/dev/null)" = "$STAMP" ]
+  [ "$(cat "$DEST/stamp" 2>/dev/null)" = "$STAMP" ] && for t in $TARGETS; do [ -x "$DEST/bin/$t" ] || return 1; done
 }
 if built; then
   echo "$DEST/bin"
@@ -39,7 +40,7 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ggufkit-llama-tools.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-echo "llama_tools.sh: building llama-quantize and llama-bench from llama-cpp-python $VERSION (several minutes)" >&2
+echo "llama_tools.sh: building $TARGETS from llama-cpp-python $VERSION (several minutes)" >&2
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$WORK/sdist" "llama-cpp-python==$VERSION" >&2
 tar -xzf "$WORK"/sdist/llama_cpp_python-*.tar.gz -C "$WORK"
 SRC="$(echo "$WORK"/llama_cpp_python-*/vendor/llama.cpp)"
@@ -50,10 +51,11 @@ cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON \
   -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" >&2
-cmake --build "$WORK/build" --config Release -j "$(nproc)" --target llama-quantize llama-bench >&2
+cmake --build "$WORK/build" --config Release -j "$(nproc)" --target $TARGETS >&2
 PART="$DEST.part.$$"
 mkdir -p "$PART/bin"
-cp -P "$WORK/build/bin/llama-quantize" "$WORK/build/bin/llama-bench" "$WORK"/build/bin/lib*.so* "$PART/bin/"
+for t in $TARGETS; do cp -P "$WORK/build/bin/$t" "$PART/bin/"; done
+cp -P "$WORK"/build/bin/lib*.so* "$PART/bin/"
 echo "$STAMP" > "$PART/stamp"
 "$PART/bin/llama-quantize" --help >/dev/null 2>&1 || [ $? = 1 ]  # usage exits 1; a missing library would be 127
 rm -rf "$DEST"

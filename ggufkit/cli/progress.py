@@ -16,3 +16,19 @@ def byte_bar(total: int, desc: str, quiet: bool) -> Iterator[Callable[[int], Non
 
     with tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False) as bar:
         yield bar.update
+
+
+@contextmanager
+def count_bar(total: int, desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar over `total` steps; the callback takes (done, total)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total or None, desc=desc, unit=unit, leave=False) as bar:
+        def step(done: int, of: int) -> None:
+            bar.total = of  # known only once the work has measured itself (e.g. chunks of a tokenized text)
+            bar.update(done - bar.n)
+
+        yield step

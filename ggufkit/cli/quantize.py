@@ -32,6 +32,8 @@ def quantize(
     override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
+    eval_text: Annotated[Optional[Path], typer.Option("--eval", help="After quantizing, score every output against the input on this text file ('default': the text `ggufkit eval` uses without -f) and add PPL, KLD and top-token agreement to the report.", show_default=False)] = None,
+    eval_chunks: Annotated[Optional[int], typer.Option("--eval-chunks", help="With --eval: stop after this many chunks of 512 tokens.", show_default=False)] = None,
     force: ForceOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -56,6 +58,12 @@ def quantize(
     finally:
         if bars:
             bars.close()
+    if eval_text is not None:
+        from ggufkit.cli.progress import count_bar
+        from ggufkit.quantize.job import add_quality
+
+        with count_bar(0, "eval", "chunk", quiet or json_) as bar:
+            add_quality(job, reports, None if str(eval_text) == "default" else eval_text, chunks=eval_chunks, on_notice=None if quiet else notice, on_chunk=bar)
     if json_:
         print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
     elif not quiet:
@@ -109,6 +117,15 @@ def _print_reports(reports: list) -> None:
         where = ", ".join(r.outputs) if r.outputs else "(dry run: nothing written)"
         size = ("~" if r.dry_run else "") + human_bytes(r.output_bytes)
         kinds = " ".join(f"{k}:{n}" for k, n in r.tensor_types.items())
+        q = r.quality
+        quality = [] if q is None else [f"{q['ppl']:.4f}", f"{q['kld_mean']:.6f}", f"{100 * q['same_top']:.2f} %"]
         rows.append([r.type, where, f"{human_bytes(r.input_bytes)} -> {size}", f"{r.bits_per_weight:.2f}",
-                     f"{r.ratio:.2f}x", f"{r.seconds:.2f}", kinds])
-    sys.stdout.write(table(rows, ["type", "output", "size", "bpw", "smaller", "seconds", "tensors"]) + "\n")
+                     f"{r.ratio:.2f}x", f"{r.seconds:.2f}", kinds, *quality])
+    header = ["type", "output", "size", "bpw", "smaller", "seconds", "tensors"]
+    if any(r.quality for r in reports):
+        header += ["PPL", "mean KLD", "same top"]
+    sys.stdout.write(table(rows, header) + "\n")
+    q = next((r.quality for r in reports if r.quality), None)
+    if q:
+        sys.stdout.write(f"input PPL {q['base_ppl']:.4f}; quality over {q['chunks']} chunks of {q['ctx']} tokens "
+                         "(see `ggufkit eval` for every statistic)\n")

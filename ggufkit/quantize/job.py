@@ -91,3 +91,27 @@ def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_
         return [None] * len(qtypes)
     where = out_dir if out_dir is not None else model.parent
     return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
+
+
+QUALITY_KEYS = ("ppl", "ppl_err", "kld_mean", "kld_err", "kld_p99", "same_top", "dp_rms", "ln_ppl_ratio")
+
+
+def add_quality(job: QuantizeJob, reports: list[QuantizeReport], text: Path | None, ctx: int = 512,
+                chunks: int | None = None, on_notice: Callable[[str], None] | None = None,
+                on_chunk: Callable[[int, int], None] | None = None) -> str:
+    """`quantize --eval`: each output scored against the input in one `eval` pass; returns the text's name."""
+    from ggufkit.evaluate.perplexity import evaluate
+    from ggufkit.evaluate.text import load_text
+
+    outputs = [r for r in reports if len(r.outputs) == 1]
+    if not outputs:
+        raise BadInputError("--eval needs written outputs (not --dry-run, not --keep-split)")
+    body, name = load_text(text)
+    assert job.model is not None
+    result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks,
+                      on_notice=on_notice, on_chunk=on_chunk)
+    for r, m in zip(outputs, result.models[1:]):
+        v = m.vs_base or {}
+        r.quality = {"ppl": m.ppl, "ppl_err": m.ppl_err, "base_ppl": result.models[0].ppl,
+                     **{k: v[k] for k in QUALITY_KEYS if k in v}, "chunks": result.chunks, "ctx": ctx}
+    return name

@@ -26,6 +26,7 @@ class QuantizeReport:
     seconds: float
     file_type: str | None = None
     tensor_types: dict[str, int] = field(default_factory=dict)
+    quality: dict | None = None  # `--eval`: perplexity, and KL-divergence etc. against the input (evaluate/stats.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

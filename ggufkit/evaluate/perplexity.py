@@ -1,0 +1,166 @@
+"""Perplexity of every model on a text and, against the first (the base), KL-divergence, Δp and top-token
+agreement — llama-perplexity's figures, for any number of models in one pass.
+
+How llama-perplexity computes them (tools/perplexity/perplexity.cpp), and so how this does: the text is
+tokenized once (with BOS when the model adds one) and cut into chunks of n_ctx tokens; each chunk is
+decoded from an empty cache with its first token replaced by BOS (when the model adds one); only the
+second half of each chunk is scored, logits at position i predicting token i+1.
+
+Memory: llama-perplexity's KL mode runs the base first and writes every scored token's log-probabilities
+to a file (gigabytes for a large vocabulary), then runs each model against that file. Here every model
+is open at once and the text is walked chunk by chunk: the base's log-probabilities of one chunk
+(n_ctx/2 x n_vocab float32: 100 MB at a 200k vocabulary) are the largest array, each other model is
+compared against them 32 rows at a time, and per token only four numbers are kept (see stats.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf.constants import Keys
+
+from ggufkit.errors import BadInputError
+from ggufkit.evaluate.logits import ChunkRunner, log_softmax
+from ggufkit.evaluate.stats import Tally, chunk_scores, compare_rows
+from ggufkit.runtime.params import LoadParams
+
+ROWS = 32  # rows of log-probabilities compared at a time
+
+
+@dataclass
+class ModelResult:
+    path: str
+    file_size: int
+    parameters: int
+    bits_per_weight: float
+    tokens_per_second: float = 0.0
+    ppl: float = float("nan")
+    ppl_err: float = float("nan")
+    vs_base: dict[str, Any] | None = None  # None for the base
+
+
+@dataclass
+class EvalResult:
+    text: str  # where the text came from
+    tokens: int  # tokens of the whole text
+    ctx: int
+    chunks: int  # chunks scored
+    chunks_total: int
+    add_bos: bool
+    partial: bool  # interrupted: the figures cover the chunks scored so far
+    models: list[ModelResult] = field(default_factory=list)
+
+
+@dataclass
+class _Open:
+    result: ModelResult
+    runner: ChunkRunner
+    tally: Tally = field(default_factory=Tally)
+
+
+def evaluate(paths: list[Path], text: str, text_name: str, ctx: int = 512, chunks: int | None = None,
+             load: LoadParams | None = None, on_notice: Callable[[str], None] | None = None,
+             on_chunk: Callable[[int, int], None] | None = None) -> EvalResult:
+    """`paths[0]` is the base. Ctrl-C (KeyboardInterrupt) between chunks returns the figures so far, partial."""
+    from ggufkit.runtime.model import load as load_model
+    from ggufkit.runtime.prepare import prepare_model
+
+    if ctx < 16 or ctx % 2:
+        raise BadInputError(f"--ctx must be an even number of at least 16 tokens, not {ctx}")
+    prepared = [prepare_model(p, on_notice) for p in paths]
+    _check_vocabularies(prepared)
+    opened: list[_Open] = []
+    try:
+        for p in prepared:
+            params = LoadParams(p.path, n_ctx=ctx, n_batch=ctx, warmup=False,
+                                **({} if load is None else {"n_threads": load.n_threads, "n_gpu_layers": load.n_gpu_layers,
+                                                            "use_mmap": load.use_mmap}))
+            model = load_model(params)
+            opened.append(_Open(_describe(p), ChunkRunner(model, ctx)))
+        return _run(opened, text, text_name, ctx, chunks, on_chunk)
+    finally:
+        for o in opened:
+            o.runner.close()
+            o.runner.model.close()
+
+
+def _run(opened: list[_Open], text: str, text_name: str, ctx: int, max_chunks: int | None,
+         on_chunk: Callable[[int, int], None] | None) -> EvalResult:
+    import llama_cpp as L
+
+    base = opened[0].runner.model
+    add_bos = bool(L.llama_vocab_get_add_bos(base.vocab))
+    bos = L.llama_vocab_bos(base.vocab)
+    tokens = base.tokenize(text, add_special=True)
+    total = len(tokens) // ctx
+    if len(tokens) < 2 * ctx:
+        raise BadInputError(f"the text has {len(tokens)} tokens; a context of {ctx} needs at least {2 * ctx} "
+                            "(llama-perplexity's minimum): give a longer text or a smaller --ctx")
+    n_chunks = total if max_chunks is None else max(1, min(total, max_chunks))
+    first = ctx // 2
+    result = EvalResult(text_name, len(tokens), ctx, 0, n_chunks, add_bos, False)
+    try:
+        for i in range(n_chunks):
+            chunk = tokens[i * ctx:(i + 1) * ctx]
+            targets = np.array(chunk[first + 1:], dtype=np.int64)
+            if add_bos:
+                chunk = [bos, *chunk[1:]]
+            _score_chunk(opened, chunk, targets)
+            result.chunks = i + 1
+            if on_chunk is not None:
+                on_chunk(i + 1, n_chunks)
+    except KeyboardInterrupt:
+        result.partial = True
+    if result.chunks == 0:
+        raise KeyboardInterrupt
+    for k, o in enumerate(opened):
+        r = o.result
+        r.tokens_per_second = o.runner.tokens / o.runner.seconds if o.runner.seconds else 0.0
+        r.ppl, r.ppl_err = o.tally.perplexity()["ppl"], o.tally.perplexity()["ppl_err"]
+        if k:
+            r.vs_base = o.tally.against(opened[0].tally)
+        result.models.append(r)
+    return result
+
+
+def _score_chunk(opened: list[_Open], chunk: list[int], targets: np.ndarray) -> None:
+    n = len(targets)
+    logits = opened[0].runner.logits(chunk)
+    lp_base = np.empty((n, logits.shape[1]), np.float32)
+    for r in range(0, n, ROWS):
+        lp_base[r:r + ROWS] = log_softmax(logits[r:min(r + ROWS, n)])
+    opened[0].tally.nll.append(chunk_scores(lp_base, targets))
+    for o in opened[1:]:
+        logits = o.runner.logits(chunk)
+        parts = []
+        for r in range(0, n, ROWS):
+            s = slice(r, min(r + ROWS, n))
+            lp = log_softmax(logits[s])
+            parts.append((chunk_scores(lp, targets[s]), *compare_rows(lp_base[s], lp, targets[s])))
+        nll, kld, dp, same = (np.concatenate(x) for x in zip(*parts))
+        o.tally.nll.append(nll)
+        o.tally.kld.append(kld.astype(np.float32))
+        o.tally.dp.append(dp.astype(np.float32))
+        o.tally.same_top.append(same)
+
+
+def _check_vocabularies(prepared: list) -> None:
+    base = prepared[0].gguf.kv.get(Keys.Tokenizer.LIST)
+    for p in prepared[1:]:
+        tokens = p.gguf.kv.get(Keys.Tokenizer.LIST)
+        if tokens != base:
+            n, m = len(tokens or []), len(base or [])
+            why = f"{n} tokens, the base has {m}" if n != m else f"token {next(i for i, (a, b) in enumerate(zip(tokens, base)) if a != b)} differs"
+            raise BadInputError(f"its vocabulary is not the base model's ({why}): KL-divergence compares "
+                                f"distributions over the same tokens", p.source)
+
+
+def _describe(p) -> ModelResult:
+    weights = sum(t.nbytes for t in p.gguf.tensors)
+    params = sum(t.n_elements for t in p.gguf.tensors)
+    return ModelResult(str(p.source), os.path.getsize(p.source), params, weights * 8 / params if params else 0.0)

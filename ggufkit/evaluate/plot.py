@@ -1,0 +1,40 @@
+"""Size against quality, one labelled point per model, with matplotlib (the optional `plot` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ggufkit.errors import BadInputError
+from ggufkit.evaluate.perplexity import EvalResult
+from ggufkit.fsutil import atomic_output
+
+
+def plot(r: EvalResult, out: Path) -> None:
+    """KLD against file size (PPL when there is only the base); PNG or SVG by the file's suffix."""
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise BadInputError("--plot writes .png or .svg files", out)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display: write the file only
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BadInputError("--plot needs matplotlib: pip install 'ggufkit[plot]' (make install does)") from None
+    one = len(r.models) == 1
+    xs = [m.file_size / 2**20 for m in r.models]
+    ys = [m.ppl if one else (m.vs_base["kld_mean"] if m.vs_base else 0.0) for m in r.models]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.plot(xs, ys, "o")
+    for x, y, m in zip(xs, ys, r.models):
+        ax.annotate(Path(m.path).name if m.vs_base else f"{Path(m.path).name} (base)", (x, y),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if not one and all(y > 0 for y in ys[1:]):
+        ax.set_yscale("symlog", linthresh=min(y for y in ys[1:]) / 2)
+    ax.set_xlabel("file size (MiB)")
+    ax.set_ylabel("perplexity" if one else "mean KL-divergence from the base (nats)")
+    ax.set_title(f"{'perplexity' if one else 'KL-divergence'} on {r.chunks} x {r.ctx} tokens", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lower().lstrip("."))
+    plt.close(fig)
