@@ -221,9 +221,9 @@ def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress:
             blocks_in = raw.reshape(-1, p.layout.nbytes)
             if p.action == "repack":
                 assert p.layout.repack is not None
-                out = p.layout.repack(blocks_in)
-                if p.layout.loss == blocks.F16_SCALES:
-                    worst = max(worst or 0.0, blocks.scale_change(p.layout, blocks_in))
+                out, change = p.layout.repack(blocks_in)
+                if change is not None:
+                    worst = max(worst or 0.0, change)
             else:
                 values = p.layout.dequantize(blocks_in).reshape(raw.shape[0], p.src.shape[0])
                 out = requantize.quantize_rows(values, gguf.GGMLQuantizationType(p.out_type))

@@ -1,0 +1,46 @@
+"""A few of ggml's C functions, for hot loops numpy does slowly, loaded without importing llama_cpp.
+
+numpy converts float32 to float16 in a scalar software loop (~90 ns a value); ggml's
+`ggml_fp32_to_fp16_row` does the same round-to-nearest-even conversion some 50 times faster. Only
+pure functions are used here, so it does not matter that this is a separate handle on libggml-base
+(runtime/native.py explains why functions with global state must be reached through libllama).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import os
+
+import numpy as np
+
+
+@functools.lru_cache(maxsize=1)
+def _lib() -> ctypes.CDLL | None:
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, "lib", "libggml-base.so")
+        if os.path.exists(path):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                return None
+            lib.ggml_fp32_to_fp16_row.restype = None
+            lib.ggml_fp32_to_fp16_row.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            return lib
+    return None
+
+
+def to_f16(values: np.ndarray) -> np.ndarray:
+    """float32 -> float16 (round to nearest even, as llama.cpp stores scales), same shape."""
+    src = np.ascontiguousarray(values, dtype=np.float32)
+    lib = _lib()
+    if lib is None:
+        with np.errstate(over="ignore"):
+            return src.astype(np.float16)
+    out = np.empty(src.shape, np.float16)
+    lib.ggml_fp32_to_fp16_row(src.ctypes.data, out.ctypes.data, src.size)
+    return out
