@@ -214,3 +214,10 @@ def scale_change(lay: Layout, raw: np.ndarray) -> float:
         change, size = np.abs(dd), np.abs(d)
     ok = size > 0
     return float((change[ok] / size[ok]).max()) if ok.any() else 0.0
+
+
+# Today's Q4_0 and Q5_0 blocks spelled out, so sample writers can pack values their own quantizer made.
+TODAY_PACKERS = {
+    T.Q4_0: _make("Q4_0", 32, "f16", False, False, today=T.Q4_0),
+    T.Q5_0: _make("Q5_0", 32, "f16", False, False, high_bits=True, today=T.Q5_0),
+}
