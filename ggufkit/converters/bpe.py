@@ -81,6 +81,31 @@ def reconstruct_merges(tokens: list[bytes], skip: set[int]) -> list[tuple[bytes,
     return merges
 
 
+REPLACEMENT = "\ufffd".encode()
+
+
+def recover_bytes(raw: list[bytes]) -> tuple[list[bytes], int]:
+    """Give back the single-byte tokens a lossy converter stored as U+FFFD (bytes 0x80-0xFF have no text).
+
+    A byte-level BPE vocabulary holds its 256 byte tokens in one run of ids, in the order of their
+    byte-to-unicode characters. If the single-byte tokens still readable plus the U+FFFD tokens form
+    such a run, and the readable ones sit where that order puts them, the U+FFFD ones are the rest.
+    Returns the tokens and how many were recovered (0 when the vocabulary is not laid out so)."""
+    order = sorted(range(256), key=lambda b: ord(byte_encoder()[b]))
+    known = [i for i, t in enumerate(raw) if len(t) == 1]
+    if not known:
+        return raw, 0
+    start = known[0] - order.index(raw[known[0]][0])
+    if start < 0 or start + 256 > len(raw):
+        return raw, 0
+    run = raw[start:start + 256]
+    if any(t != bytes([b]) and t != REPLACEMENT for t, b in zip(run, order)):
+        return raw, 0
+    out = list(raw)
+    out[start:start + 256] = [bytes([b]) for b in order]
+    return out, sum(t == REPLACEMENT for t in run)
+
+
 @dataclass
 class BpeVocab:
     tokens: list[str]
@@ -94,18 +119,31 @@ class BpeVocab:
 def from_file(vocab: list[tuple[bytes, float]], merges: list[tuple[bytes, bytes]], spec: Bpe) -> BpeVocab:
     """Tokens from the file's texts; merges from the file if it has them, else reconstructed."""
     raw = [spec.decode(text) for text, _ in vocab]
+    recovered = 0
+    if spec.lossy:
+        raw, recovered = recover_bytes(raw)
     bos, eos = spec.bos(raw), spec.eos(raw)
     special = {i for i, t in enumerate(raw) if i in (bos, eos) or SPECIAL.match(t)}
-    tokens, types = [], []
+    tokens, types, seen, unused = [], [], set(), 0
     for i, t in enumerate(raw):
-        if not t:  # an id the tokenizer did not have (the converters padded the vocabulary with "")
-            tokens.append(f"[PAD{i}]")
-            types.append(int(TokenType.USER_DEFINED))
+        text = t.decode("utf-8", "replace") if i in special else to_unicode(t)
+        if not t or text in seen:
+            # an id the tokenizer did not have (padded with "" or a repeat of the last token), or text a
+            # lossy converter wrote for several tokens: llama.cpp needs every token text once
+            tokens.append(f"[PAD{i}]" if not t else f"[UNUSED{i}]")
+            types.append(int(TokenType.USER_DEFINED if not t else TokenType.UNUSED))
+            unused += bool(t)
             continue
-        tokens.append(t.decode("utf-8", "replace") if i in special else to_unicode(t))
+        seen.add(text)
+        tokens.append(text)
         types.append(int(TokenType.CONTROL if i in special else TokenType.NORMAL))
-    sources = {"tokens": "file" + (f" (lossy: {spec.lossy})" if spec.lossy else ""),
-               "special_tokens": "family default"}
+    note = ""
+    if spec.lossy:
+        note = (f" (lossy: {spec.lossy}; {recovered} byte tokens recovered from their order, "
+                f"{unused} repeated texts left unused)")
+    elif unused:
+        note = f" ({unused} repeated texts left unused)"
+    sources = {"tokens": "file" + note, "special_tokens": "family default"}
     if merges:
         merge_text = [f"{a.decode('utf-8', 'replace')} {b.decode('utf-8', 'replace')}" for a, b in merges]
         sources["merges"] = f"file ({len(merge_text)})"

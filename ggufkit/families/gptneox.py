@@ -93,8 +93,8 @@ FAMILY = Family(
     geometry=geometry,
     # the NeoX-20B tokenizer (also MPT's): llama.cpp gives it the "mpt" pre-tokenizer; <|endoftext|> is 0
     bpe=Bpe(pre="mpt", bos=lambda t: t.index(EOT) if EOT in t else 0, eos=lambda t: t.index(EOT) if EOT in t else 0,
-            lossy="the gpt-neox/dolly-v2 converters stored each token decoded as text: byte-fragment tokens "
-                  "became U+FFFD (give --metadata-dir with tokenizer.json for the exact vocabulary)"),
+            lossy="the converter stored each token decoded as text, byte fragments as U+FFFD; "
+                  "--metadata-dir with tokenizer.json gives the exact vocabulary"),
     eps_key=Keys.Attention.LAYERNORM_EPS,
     config_keys={"eps": ("layer_norm_eps",), "context_length": ("max_position_embeddings",),
                  "rope_freq_base": ("rotary_emb_base",)},
