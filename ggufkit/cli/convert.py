@@ -19,21 +19,21 @@ def convert(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input only). Default: beside the input, named after it.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Directory for the outputs of a batch.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Files converted in parallel.")] = 1,
-    eps: Annotated[Optional[float], typer.Option("--eps", help="RMS norm epsilon (the file does not hold it). Default 5e-6, as llama.cpp's own converter; LLaMA-1 used 1e-6, LLaMA-2 1e-5.")] = None,
-    context_length: Annotated[Optional[int], typer.Option("--context-length", "-c", help="Training context length. Default 2048 (LLaMA-1); LLaMA-2 is 4096.")] = None,
+    eps: Annotated[Optional[float], typer.Option("--eps", help="Norm epsilon (the file does not hold it). LLaMA (RMS): default 5e-6, as llama.cpp's own converter; LLaMA-1 used 1e-6, LLaMA-2 1e-5. Other families (LayerNorm): 1e-5, as their programs hard-coded.")] = None,
+    context_length: Annotated[Optional[int], typer.Option("--context-length", "-c", help="Training context length. Default: the file's n_ctx where it has one; else 2048 (LLaMA-1: LLaMA-2 is 4096; Falcon).")] = None,
     rope_freq_base: Annotated[Optional[float], typer.Option("--rope-freq-base", help="RoPE frequency base (CodeLlama: 1e6). Default: not written, llama.cpp uses 10000.")] = None,
     gqa: Annotated[Optional[int], typer.Option("--gqa", help="n_head / n_head_kv. Default: inferred from the K projection's shape.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="general.name. Default: the input file name up to its first dot.")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="general.description.")] = None,
     metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json/tokenizer.json.")] = None,
     requantize_to: Annotated[Optional[str], typer.Option("--requantize-to", help="Type for tensors of the removed Q4_2/Q4_3 types (q4_0, q4_1, q5_0, q5_1, q8_0, f16, f32). Default: Q4_2 -> q4_0, Q4_3 -> q4_1.")] = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous (e.g. llama). Default: told from the file.")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous: llama, gpt2, starcoder, gptneox, mpt, falcon (gptj, replit, rwkv: inspect only). Default: told from the file.")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference.")] = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     json_: JsonOpt = False,
 ) -> int:
-    """Convert legacy LLaMA-family files (GGML, GGMF, GGJT v1-v3) to GGUF.
+    """Convert GGML-era files to GGUF: LLaMA (GGML, GGMF, GGJT v1-v3), the ggml examples' GPT-2/Cerebras, StarCoder, GPT-NeoX/Dolly and MPT, Falcon (GGCC, GGMF).
 
     GGJT v3 blocks are copied unchanged; older quantized blocks are repacked into today's layouts
     (nibble order: exact; f32 scales: rounded to f16, the largest change reported); Q4_2/Q4_3 are
@@ -66,9 +66,11 @@ def convert(
             typer.echo(f"  {report.file_type}, {report.tensors} tensors, {human_bytes(report.bytes)} in {report.seconds:.2f} s")
             base = m["rope_freq_base"] if m["rope_freq_base"] is not None else "not set (llama.cpp: 10000)"
             typer.echo(f"  context_length {m['context_length']} ({src_of['context_length']}), "
-                       f"rms_norm_eps {m['rms_norm_eps']:g} ({src_of['eps']}), rope_freq_base {base}, "
+                       f"{m['eps_name']} {m[m['eps_name']]:g} ({src_of['eps']}), rope_freq_base {base}, "
                        f"head_count_kv {m['head_count_kv']}")
             typer.echo(f"  {conversion_line(report.conversion)}")
+            if m["tokenizer"]:
+                typer.echo("  tokenizer: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in m["tokenizer"].items()))
             if report.verified is not None:
                 typer.echo(f"  {verify_line(report.verified)}")
         return 0
@@ -104,6 +106,8 @@ def conversion_line(c: dict) -> str:
     if c["max_scale_change"] is not None:
         loss += f", largest weight change {c['max_scale_change']:.2e} of its block's largest"
     joined = f", {c['parts']} parts joined" if c["parts"] > 1 else ""
+    if c.get("permuted"):
+        parts.append(f"{c['permuted']} of them with rows permuted")
     scores = "" if c["vocab_scores"] == "file" else f"; token scores {c['vocab_scores']}"
     return f"from {c['source']}{joined}: tensors {', '.join(parts)}; {loss}{scores}"
 

@@ -61,12 +61,13 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
         ("format", s["format"] + version + (
             f" ({s['family']} family, quantization version {s['quantization_version']})" if s["family"] and s["format"] != "GGUF" else "")),
         ("architecture", s["architecture"] or "unknown"),
+        *([("convert", s["convert"])] if s.get("convert") else []),
         ("name", s["name"] or "-"),
         ("file type", s["file_type"] or "-"),
         ("size", human_bytes(s["file_size"])),
         ("parameters", human_count(s["parameters"])),
         ("hparams", hp or "-"),
-        ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer'] or 'tokenizer unknown'}); {special}" if s["vocab_size"] else "-"),
+        ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer'] or 'tokenizer unknown'}){'; ' + special if special else ''}" if s["vocab_size"] else "-"),
         ("chat template", f"present ({len(tmpl)} chars{'' if show_template else '; --template shows it'})" if tmpl else "absent"),
         ("tensors", f"{len(s['tensors'])}{'' if show_tensors else ' (--tensors lists them)'}"),
     ]

@@ -20,7 +20,8 @@ import gguf
 import numpy as np
 from gguf.constants import GGUF_DEFAULT_ALIGNMENT, Keys
 
-from ggufkit.converters import requantize, spm_vocab
+from ggufkit.converters import requantize
+from ggufkit.converters.tokenizer import add_vocab
 from ggufkit.converters.copy import copy_range
 from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
 from ggufkit.errors import BadInputError
@@ -44,6 +45,7 @@ class TensorPlan:
     out_type: int
     out_nbytes: int
     action: str  # "copy" | "repack" | "requantize"
+    rows: np.ndarray | None = None  # source row of each output row (a fused tensor llama.cpp lays out otherwise)
 
 
 @dataclass
@@ -63,10 +65,11 @@ def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[
     """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise."""
     if sniff(src) == "gguf":
         raise BadInputError("already a GGUF file: nothing to convert", src)
+    forced = options is not None and options.family is not None
     m = read_legacy(src, options.family if options else None)
     if m.family.arch is None:
-        raise BadInputError(f"{m.family.name} ({m.label}): {m.family.why_not}", src)
-    return m, m.family.geometry(m, {"gqa": options.gqa if options else None})
+        raise BadInputError(f"{m.family.name} ({m.label}): cannot convert: {m.family.why_not}", src)
+    return m, m.family.geometry(m, {"gqa": options.gqa if options else None, "forced": forced})
 
 
 def plan(m: LegacyModel, geo: Geometry, target: int | None = None) -> list[TensorPlan]:
@@ -80,7 +83,7 @@ def plan(m: LegacyModel, geo: Geometry, target: int | None = None) -> list[Tenso
         else:
             out, action = lay.today, "copy" if lay.repack is None else "repack"
         nbytes = requantize.row_bytes(gguf.GGMLQuantizationType(out), t.shape[0]) * (t.n_elements // t.shape[0])
-        plans.append(TensorPlan(t, geo.names[t.name], lay, out, nbytes, action))
+        plans.append(TensorPlan(t, geo.names[t.name], lay, out, nbytes, action, geo.rows.get(t.name)))
     return plans
 
 
@@ -90,7 +93,7 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
     options = options or ConvertOptions()
     started = time.perf_counter()
     m, geo = opened or open_convertible(src, options)
-    meta = resolve(options, m.family.defaults)
+    meta = resolve(options, m.family.defaults, m.family.config_keys, geo.from_file)
     n_head_kv = geo.kv.get(Keys.Attention.HEAD_COUNT_KV)
     if meta.n_head_kv is not None and options.gqa is None and meta.n_head_kv != n_head_kv:
         raise BadInputError(f"config.json says {meta.n_head_kv} KV heads, the K projection holds {n_head_kv}", src)
@@ -98,8 +101,9 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
     conversion = _conversion_summary(m, plans)
     check_output(out, [src, *(Path(p.path) for p in m.parts)], force)
     verified = None
+    tokenizer: dict[str, str] = {}
     with atomic_output(out) as tmp:
-        scale_change = _write(m, geo, meta, options, plans, conversion, src, tmp, on_progress)
+        scale_change = _write(m, geo, meta, options, plans, conversion, src, tmp, on_progress, tokenizer)
         if scale_change is not None:
             conversion["max_scale_change"] = scale_change
         if options.verify:
@@ -109,10 +113,15 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
     return ConvertReport(
         str(src), str(out), ftype_name(_file_type(m, plans)), len(m.tensors), sum(p.out_nbytes for p in plans),
         time.perf_counter() - started,
-        {"context_length": meta.context_length, "rms_norm_eps": meta.eps, "rope_freq_base": meta.rope_freq_base,
-         "head_count_kv": n_head_kv, "sources": meta.sources},
+        {"context_length": meta.context_length, _eps_name(m): meta.eps, "eps_name": _eps_name(m),
+         "rope_freq_base": meta.rope_freq_base, "head_count_kv": n_head_kv, "sources": meta.sources,
+         "tokenizer": tokenizer},
         conversion, verified,
     )
+
+
+def _eps_name(m: LegacyModel) -> str:
+    return "rms_norm_eps" if m.family.eps_key == Keys.Attention.LAYERNORM_RMS_EPS else "layer_norm_eps"
 
 
 def _conversion_summary(m: LegacyModel, plans: list[TensorPlan]) -> dict[str, Any]:
@@ -124,7 +133,9 @@ def _conversion_summary(m: LegacyModel, plans: list[TensorPlan]) -> dict[str, An
     return {"source": m.label, "family": m.family.name, "quantization_version": m.qversion,
             "parts": max(1, len(m.parts)), "copied": counts["copy"], "repacked": counts["repack"],
             "requantized": counts["requantize"], "requantized_types": requantized, "loss": loss,
-            "max_scale_change": None, "vocab_scores": "file" if m.has_scores else "reconstructed from token order"}
+            "permuted": sum(p.rows is not None for p in plans),
+            "max_scale_change": None,
+            "vocab_scores": "file" if m.has_scores or m.family.tokenizer != "spm" else "reconstructed from token order"}
 
 
 def _file_type(m: LegacyModel, plans: list[TensorPlan]) -> int:
@@ -141,7 +152,8 @@ def _common_ftype(plans: list[TensorPlan], fallback: int) -> int:
 
 
 def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOptions, plans: list[TensorPlan],
-           conversion: dict[str, Any], src: Path, tmp: Path, on_progress: ProgressFn | None) -> float | None:
+           conversion: dict[str, Any], src: Path, tmp: Path, on_progress: ProgressFn | None,
+           tokenizer: dict[str, str]) -> float | None:
     arch = m.family.arch
     assert arch is not None
     ftype = _file_type(m, plans)
@@ -157,10 +169,10 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     w.add_context_length(meta.context_length)
     for key, value in geo.kv.items():
         _add(w, key.format(arch=arch), value)
-    w.add_layer_norm_rms_eps(meta.eps)
+    w.add_float32(m.family.eps_key.format(arch=arch), meta.eps)
     if meta.rope_freq_base is not None:
         w.add_rope_freq_base(meta.rope_freq_base)
-    _add_vocab(w, m, options)
+    tokenizer.update(add_vocab(w, m, options))
     for p in plans:
         # GGUFWriter takes numpy (outermost-first) shapes and writes them reversed, i.e. ne0 first again
         w.add_tensor_info(p.name, tuple(reversed(p.src.shape)), np.dtype(np.float32), p.out_nbytes, raw_dtype=p.out_type)
@@ -175,7 +187,7 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     with RowReader(m) as reader:
         for i, p in enumerate(plans):
             _pad(dst)
-            if p.action == "copy" and not m.parts:
+            if p.action == "copy" and not m.parts and p.rows is None:
                 copy_range(reader.fd(), dst, p.src.offset, p.src.nbytes, on_progress)
                 continue
             change = _stream(reader, i, p, dst, on_progress)
@@ -194,18 +206,18 @@ def _add(w: gguf.GGUFWriter, key: str, value: int | float | bool) -> None:
         w.add_float32(key, value)
 
 
-def _add_vocab(w: gguf.GGUFWriter, m: LegacyModel, options: ConvertOptions) -> None:
-    tokens, scores, types = spm_vocab.legacy_to_gguf(m.vocab, m.has_scores)
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    w.add_unk_token_id(spm_vocab.UNK_ID)
-    w.add_bos_token_id(spm_vocab.BOS_ID)
-    w.add_eos_token_id(spm_vocab.EOS_ID)
-    if options.metadata_dir is not None:
-        gguf.SpecialVocab(options.metadata_dir, load_merges=False, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
+def _source_rows(reader: RowReader, index: int, p: TensorPlan, start: int, count: int) -> np.ndarray:
+    """Output rows [start, start + count) of a tensor: its source rows, permuted if the plan says so."""
+    if p.rows is None:
+        return reader.rows(index, start, count)
+    if len(p.src.shape) == 1:  # a fused bias: whole F32/F16 elements permuted
+        whole = reader.rows(index, 0, 1).reshape(p.src.shape[0], -1)
+        return np.ascontiguousarray(whole[p.rows]).reshape(1, -1)
+    want = p.rows[start:start + count]
+    # read runs of consecutive source rows (a permuted QKV is runs of head_dim rows)
+    breaks = np.flatnonzero(np.diff(want) != 1) + 1
+    runs = np.split(want, breaks)
+    return np.concatenate([reader.rows(index, int(r[0]), len(r)) for r in runs], axis=0)
 
 
 def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress: ProgressFn | None) -> float | None:
@@ -214,7 +226,7 @@ def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress:
     step = max(1, CHUNK_BYTES // row)
     worst: float | None = None
     for start in range(0, n_rows, step):
-        raw = reader.rows(index, start, min(step, n_rows - start))
+        raw = _source_rows(reader, index, p, start, min(step, n_rows - start))
         if p.action == "copy":
             out = raw
         else:

@@ -35,29 +35,41 @@ class Resolved:
     context_length: int
     rope_freq_base: float | None
     n_head_kv: int | None  # from config.json, checked against the file's K projection
-    sources: dict[str, str]  # setting -> "flag" | "config.json" | "default"
+    sources: dict[str, str]  # setting -> "flag" | "config.json" | "file" | "default"
 
 
-def resolve(options: ConvertOptions, defaults: dict[str, Any]) -> Resolved:
-    """Each setting from the flag, else config.json, else the family's default (`defaults`)."""
+LLAMA_CONFIG_KEYS = {"eps": ("rms_norm_eps",), "context_length": ("max_position_embeddings",),
+                     "rope_freq_base": ("rope_theta",)}
+
+
+def resolve(options: ConvertOptions, defaults: dict[str, Any], config_keys: dict[str, tuple[str, ...]] | None = None,
+            from_file: dict[str, Any] | None = None) -> Resolved:
+    """Each setting from the flag, else config.json (under the family's `config_keys`), else what the
+    file holds (`from_file`), else the family's default (`defaults`)."""
     config = _read_config(options.metadata_dir) if options.metadata_dir else {}
+    keys = config_keys or LLAMA_CONFIG_KEYS
+    in_file = from_file or {}
     sources: dict[str, str] = {}
 
-    def pick(setting: str, flag: Any, config_key: str, default: Any) -> Any:
+    def pick(setting: str, flag: Any, default: Any) -> Any:
         if flag is not None:
             sources[setting] = "flag"
             return flag
-        if config.get(config_key) is not None:
-            sources[setting] = "config.json"
-            return config[config_key]
+        for key in keys.get(setting, ()):
+            if config.get(key) is not None:
+                sources[setting] = "config.json"
+                return config[key]
+        if in_file.get(setting) is not None:
+            sources[setting] = "file"
+            return in_file[setting]
         sources[setting] = "default"
         return default
 
-    eps = float(pick("eps", options.eps, "rms_norm_eps", defaults["eps"]))
-    ctx = int(pick("context_length", options.context_length, "max_position_embeddings", defaults["context_length"]))
-    base = pick("rope_freq_base", options.rope_freq_base, "rope_theta", None)
+    eps = float(pick("eps", options.eps, defaults["eps"]))
+    ctx = int(pick("context_length", options.context_length, defaults["context_length"]))
+    base = pick("rope_freq_base", options.rope_freq_base, None)
     if not 0 < eps < 1:
-        raise BadInputError(f"RMS epsilon must be between 0 and 1, not {eps}")
+        raise BadInputError(f"norm epsilon must be between 0 and 1, not {eps}")
     if ctx <= 0:
         raise BadInputError(f"context length must be positive, not {ctx}")
     if base is not None and float(base) <= 0:

@@ -33,7 +33,7 @@ def sniff(path: str | os.PathLike[str]) -> str:
         return "gguf"
     if magic in LEGACY_MAGICS:
         return "legacy"
-    raise BadInputError("not a GGUF or legacy GGML/GGMF/GGJT model file (unknown magic)", path)
+    raise BadInputError("not a GGUF or legacy GGML/GGMF/GGJT/GGCC/rwkv.cpp model file (unknown magic)", path)
 
 
 def open_model(path: str | os.PathLike[str], family: str | None = None) -> GgufFile | LegacyModel:

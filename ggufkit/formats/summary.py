@@ -50,6 +50,8 @@ class ModelSummary:
     family: str | None = None  # legacy files: the model family their header layout is
     quantization_version: int | None = None  # legacy files: 0, 1 or 2 (which block layouts)
     detection: list[str] = field(default_factory=list)  # how the format and family were told
+    recognised: bool = True  # legacy files: the tensor table is the family's (else only the header is reported)
+    convert: str | None = None  # legacy files: what `convert` does with it ("refused: why")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +66,7 @@ def summarize_model(m: GgufFile | LegacyModel, ctx: int | None = None) -> ModelS
     s = _from_gguf(m) if isinstance(m, GgufFile) else _from_legacy(m)
     d = detect(m)
     s.family, s.quantization_version, s.detection = d.family, d.quantization_version, d.reasons
-    if ctx is not None and s.architecture is not None:  # no geometry, no estimate (a legacy non-LLaMA file)
+    if ctx is not None and s.recognised:  # no geometry, no estimate (a legacy file of no known shape)
         s.memory = _estimate(s, ctx)
     return s
 
@@ -125,7 +127,10 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
 
 # Legacy hparams under the names GGUF gives them (others keep their own names)
 _LEGACY_HPARAM_NAMES = {"n_embd": "embedding_length", "n_layer": "block_count", "n_head": "head_count",
-                        "n_rot": "rope_dimension_count", "n_ctx": "context_length"}
+                        "n_rot": "rope_dimension_count", "n_ctx": "context_length", "n_head_kv": "head_count_kv",
+                        "par_res": "use_parallel_residual", "alibi_bias_max": "max_alibi_bias",
+                        "clip_qkv": "clamp_kqv"}
+_TOKENIZERS = {"spm": "llama (SentencePiece)", "bpe": "gpt2 (byte-level BPE)", "none": None}
 
 
 def _from_legacy(m: LegacyModel) -> ModelSummary:
@@ -134,22 +139,28 @@ def _from_legacy(m: LegacyModel) -> ModelSummary:
     hparams: dict[str, Any] = {_LEGACY_HPARAM_NAMES.get(k, k): m.hparams[k] for k in order
                                if k not in (fam.n_vocab_key, fam.ftype_key)}
     try:
-        hparams.update(fam.geometry(m, {}).summary)
-        arch = fam.arch
+        hparams.update(fam.geometry(m, {"forced": True}).summary)
+        recognised = True
     except BadInputError:
-        arch = None  # not the shape its header layout says: report what the header says, nothing derived
-    special = {
-        role: {"id": i, "text": _jsonable(m.vocab[i][0].decode("utf-8", "replace"))}
-        for role, i in (("unk", 0), ("bos", 1), ("eos", 2)) if i < len(m.vocab)
-    } if fam.tokenizer == "spm" else {}
-    tokenizer = {"spm": "llama (SentencePiece)", "bpe": "gpt2 (byte-level BPE)"}[fam.tokenizer]
+        recognised = False  # not the shape its header layout says: report what the header says, nothing derived
+    texts = [t for t, _ in m.vocab]
+    roles: tuple[tuple[str, int], ...] = ()
+    if fam.tokenizer == "spm":
+        roles = (("unk", 0), ("bos", 1), ("eos", 2))
+    elif fam.bpe is not None and texts:
+        roles = (("bos", fam.bpe.bos(texts)), ("eos", fam.bpe.eos(texts)))
+    special = {role: {"id": i, "text": _jsonable(texts[i].decode("utf-8", "replace"))}
+               for role, i in roles if 0 <= i < len(texts)}
     return ModelSummary(
-        path=m.path, format=m.container, version=m.version, file_size=m.file_size, architecture=arch,
+        path=m.path, format=m.container, version=m.version, file_size=m.file_size,
+        architecture=fam.arch if recognised else None,
         name=None, file_type=ftype_name(m.ftype), file_type_id=m.ftype,
-        parameters=sum(t.n_elements for t in m.tensors), hparams=hparams, vocab_size=len(m.vocab),
-        tokenizer=tokenizer if arch else None, special_tokens=special, chat_template=None,
+        parameters=sum(t.n_elements for t in m.tensors), hparams=hparams,
+        vocab_size=len(m.vocab) or int(m.hparams[fam.n_vocab_key]),
+        tokenizer=_TOKENIZERS[fam.tokenizer] if recognised else None, special_tokens=special, chat_template=None,
         tensors=_tensor_rows(m.tensors, m.qversion),
-        kv={"hparams." + k: v for k, v in m.hparams.items()},
+        kv={"hparams." + k: v for k, v in m.hparams.items()}, recognised=recognised,
+        convert=None if not recognised else (f"refused: {fam.why_not}" if fam.arch is None else f"to GGUF {fam.arch}"),
     )
 
 

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from ggufkit.families.base import Family
 from ggufkit.formats.legacy.ggml import BY_NAME
+from ggufkit.formats.legacy.rwkv import TO_GGML as TO_RWKV
 
 _PACK = {"u32": "<I", "i32": "<i", "f32": "<f"}
 
@@ -27,19 +28,33 @@ def write_legacy(
     tensors: Iterable[tuple[str, int, tuple[int, ...], memoryview | bytes]],
     container: str = "GGJT",
     version: int | None = 3,
+    merges: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
+    """`merges`: GGCC only (ggllm.cpp's falcon_quantize wrote them after the vocabulary)."""
     c = BY_NAME[container]
     fp.write(struct.pack("<I", c.magic))
     if version is not None:
         fp.write(struct.pack("<I", version))
     for p in family.hparams:
         fp.write(struct.pack(_PACK[p.kind], hparams[p.name]))
+    vocab = list(vocab)
+    if container == "GGCC":
+        fp.write(struct.pack("<I", len(merges or [])))
+    if family.vocab_count:  # the ggml examples' gpt-2, gpt-j and starcoder converters
+        fp.write(struct.pack("<i", len(vocab)))
     scores = family.vocab_scores if family.vocab_scores is not None else c.scores
     for text, score in vocab:
         fp.write(struct.pack("<I", len(text)) + text)
         if scores:
             fp.write(struct.pack("<f", score))
+    if container == "GGCC":
+        fp.write(struct.pack("<I", len(merges or [])))
+        for a, b in merges or []:
+            fp.write(struct.pack("<I", len(a)) + a + struct.pack("<I", len(b)) + b)
+    from_ggml = {v: k for k, v in TO_RWKV.items()} if container == "RWKV" else None
     for name, ggml_type, shape, data in tensors:
+        if from_ggml is not None:
+            ggml_type = from_ggml[ggml_type]  # rwkv.cpp's own type numbers
         raw = name.encode("utf-8")
         fp.write(struct.pack(f"<III{len(shape)}I", len(shape), len(raw), ggml_type, *shape) + raw)
         fp.write(b"\0" * (-fp.tell() % c.alignment))

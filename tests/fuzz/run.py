@@ -34,7 +34,10 @@ from tests.measure import run_measured
 from tests.fuzz.mutate import fields_of, header_end, mutate
 
 SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"), ("q4_0", "ggjt1"),
-         ("q4_2", "ggjt1"), ("q4_1", "ggml"), ("q8_0", "ggjt2"))
+         ("q4_2", "ggjt1"), ("q4_1", "ggml"), ("q8_0", "ggjt2"),
+         # the GGML-era families' readers: the ggml examples' container per family, GGCC, rwkv.cpp
+         ("q5_0", "family:gpt2"), ("q4_0", "family:starcoder"), ("q4_1", "family:gptneox"), ("f16", "family:mpt"),
+         ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"))
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
@@ -160,6 +163,7 @@ def run_cli(args: list[str], out: Path) -> str | None:
 
 def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | None = None,
          workdir: Path | None = None, log=print) -> Report:
+    from ggufkit.samples.families import write_family_sample
     from ggufkit.samples.make import make_sample
 
     rng = random.Random(seed)
@@ -169,9 +173,12 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     crashes.mkdir(parents=True, exist_ok=True)
     seeds = []
     for type_name, fmt in SEEDS:
-        path = work / f"seed-{type_name}.{fmt}"  # every reader: GGUF, each legacy container and block era
+        path = work / f"seed-{type_name}.{fmt.replace(':', '-')}"  # every reader, container, block era, family
         if not path.exists():
-            make_sample(path, type_name, fmt, "tiny", force=True)
+            if fmt.startswith("family:"):
+                write_family_sample(path, fmt.split(":")[1], type_name, force=True)
+            else:
+                make_sample(path, type_name, fmt, "tiny", force=True)
         seeds.append((path.read_bytes(), fields_of(path), fmt != "gguf"))
     report = Report()
     mutant = work / "mutant.bin"

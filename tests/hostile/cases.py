@@ -60,6 +60,35 @@ def _legacy_tensor_field(index: int, fmt: str, value: int) -> Callable[[RawGguf,
     return lambda _raw, legacy: _patch(legacy, _legacy_first_tensor(legacy) + index, fmt, value)
 
 
+def _family(sample: str, type_name: str, offset: int | Callable[[bytes], int], fmt: str, value: int | float
+            ) -> Callable[[RawGguf, bytes], bytes]:
+    """A GGML-era family sample (ggufkit.samples.families) with one field overwritten."""
+    def build(_raw: RawGguf, _legacy: bytes) -> bytes:
+        import tempfile
+        from pathlib import Path
+
+        from ggufkit.samples.families import write_family_sample
+
+        with tempfile.TemporaryDirectory() as d:
+            data = write_family_sample(Path(d) / "s.bin", sample, type_name).read_bytes()
+        return _patch_any(data, offset(data) if callable(offset) else offset, fmt, value)
+    return build
+
+
+def _patch_any(data: bytes, offset: int, fmt: str, value: int | float) -> bytes:
+    b = bytearray(data)
+    struct.pack_into(fmt, b, offset, value)
+    return bytes(b)
+
+
+def _ggcc_second_merge_count(data: bytes) -> int:
+    """Offset of GGCC's repeated merge count: after magic, version, 7 hparams, n_merges and the vocabulary."""
+    pos = 40
+    for _ in range(struct.unpack_from("<I", data, 8)[0]):
+        pos += 4 + struct.unpack_from("<I", data, pos)[0] + 4
+    return pos
+
+
 def _set_kv(key: str, vtype: int, value, sub=None) -> Callable[[RawGguf], None]:
     return lambda r: r.set(key, vtype, value, sub)
 
@@ -165,6 +194,17 @@ CASES: tuple[Case, ...] = (
          lambda _raw, legacy: _patch(legacy, 0, "<I", 0x67676D6C)),
     Case("ggjt-half-width-embeddings", "multi-part claims (the first part of a model whose other parts are absent)",
          _legacy_tensor_field(12, "<I", 128)),
+    Case("ggcc-2^31-merges", "GGCC merge count", _family("falcon7", "q4_0", 36, "<I", 1 << 31)),
+    Case("ggcc-merge-count-differs", "GGCC repeated merge count", _family("falcon7", "f16", _ggcc_second_merge_count, "<I", 7)),
+    Case("ggcc-version-11", "GGCC version", _family("falcon40", "f16", 4, "<I", 11)),
+    Case("ggml-gpt2-vocab-count", "ggml examples' vocabulary count", _family("gpt2", "f16", 28, "<i", 511),
+         describable=True),
+    Case("ggml-neox-2^31-layers", "n_layer vs the tensors present", _family("gptneox", "q4_0", 20, "<i", 1 << 30),
+         describable=True),
+    Case("ggml-mpt-nan-alibi", "f32 hparams", _family("mpt", "f16", 24, "<f", float("nan")), describable=True),
+    Case("ggml-starcoder-qnt-version-9", "quantization version", _family("starcoder", "q8_0", 24, "<i", 9007)),
+    Case("rwkv-data-type-5", "rwkv.cpp's own type numbers", _family("rwkv", "f16", 32 + 4 + 4, "<I", 5)),
+    Case("rwkv-2^31-dims", "rwkv tensor dimension count", _family("rwkv", "f16", 24, "<I", 1 << 31)),
     Case("empty-file", "anything at all", lambda _raw, _legacy: b""),
 )
 

@@ -229,3 +229,10 @@ def _scale_change(d: np.ndarray, d16: np.ndarray, m: np.ndarray | None, m16: np.
         rel = change / size
     rel = rel[np.isfinite(rel)]  # all-zero blocks (0/0) and scales beyond f16's range say nothing here
     return float(rel.max()) if rel.size else 0.0
+
+
+# Today's Q4_0 and Q5_0 blocks spelled out, so sample writers can pack values their own quantizer made.
+TODAY_PACKERS = {
+    T.Q4_0: _make("Q4_0", 32, "f16", False, False, today=T.Q4_0),
+    T.Q5_0: _make("Q5_0", 32, "f16", False, False, high_bits=True, today=T.Q5_0),
+}

@@ -1,9 +1,11 @@
-"""Reader for the ggml containers before GGUF: GGML (unversioned), GGMF v1 and GGJT v1-v3.
+"""Reader for the ggml containers before GGUF: GGML (unversioned), GGMF v1, GGJT v1-v3, and the
+containers other programs derived from them: ggllm.cpp's GGCC (ggcc.py) and rwkv.cpp's (rwkv.py).
 
 Layout (little-endian): magic, version (not in GGML), the family's hparams, n_vocab vocabulary entries
 (u32 length, bytes, then an f32 score where the container or family has them), then tensor records to
 the end of the file: u32 n_dims, u32 name_len, u32 type, dims (ne0 first), name, zero padding to 32
-bytes (GGJT only), data. Block sizes depend on the file's quantization version (see blocks.py), so a
+bytes (GGJT only), data. The ggml examples' families put an i32 count before the vocabulary
+(Family.vocab_count). Block sizes depend on the file's quantization version (see blocks.py), so a
 tensor's size is computed with its own era's layout.
 """
 
@@ -18,7 +20,7 @@ from ggufkit.families import for_container
 from ggufkit.families.base import Family
 from ggufkit.formats.cursor import Cursor
 from ggufkit.formats.ggml_types import TensorInfo, blocks_nbytes
-from ggufkit.formats.legacy import blocks
+from ggufkit.formats.legacy import blocks, ggcc, rwkv
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,11 @@ CONTAINERS = {c.magic: c for c in (
     Container("GGML", 0x67676D6C, (None,), scores=False, alignment=1),
     Container("GGMF", 0x67676D66, (1,), scores=True, alignment=1),
     Container("GGJT", 0x67676A74, (1, 2, 3), scores=True, alignment=32),
+    Container("GGCC", ggcc.MAGIC, ggcc.VERSIONS, scores=True, alignment=32),
 )}
-BY_NAME = {c.name: c for c in CONTAINERS.values()}
+# rwkv.cpp reused the 'ggmf' magic: its files are told from GGMF v1 by their version (100, 101)
+RWKV = Container("RWKV", 0x67676D66, rwkv.VERSIONS, scores=False, alignment=1)
+BY_NAME = {c.name: c for c in (*CONTAINERS.values(), RWKV)}
 
 # Bounds that no real GGML-era file comes near; they keep a crafted count from allocating.
 MAX_VOCAB = 1 << 22
@@ -48,7 +53,7 @@ MAX_DIMS = 4
 @dataclass
 class LegacyModel:
     path: str
-    container: str  # "GGML" | "GGMF" | "GGJT"
+    container: str  # "GGML" | "GGMF" | "GGJT" | "GGCC" | "RWKV"
     version: int | None  # None for unversioned GGML
     family: Family
     qversion: int  # block layouts: 0 (before PR #1405), 1 (f32 scales), 2 (today's)
@@ -56,11 +61,14 @@ class LegacyModel:
     vocab: list[tuple[bytes, float]]  # (text as the old converter wrote it, score; 0.0 where none stored)
     tensors: list[TensorInfo] = field(default_factory=list)  # whole tensors; type ids of the file's era
     file_size: int = 0
+    merges: list[tuple[bytes, bytes]] = field(default_factory=list)  # BPE merges (GGCC only)
     parts: list[LegacyModel] = field(default_factory=list)  # every part of a multi-part model, this one first
     _by_name: dict[str, TensorInfo] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
+        if self.container == "RWKV":
+            return f"rwkv.cpp v{self.version}"
         return self.container if self.version is None else f"{self.container} v{self.version}"
 
     @property
@@ -88,8 +96,10 @@ def read_container(path: str | os.PathLike[str], families: Sequence[Family] | No
         magic = cur.u32("magic")
         c = CONTAINERS.get(magic)
         if c is None:
-            raise BadInputError("not a GGML/GGMF/GGJT file (bad magic)", cur.path)
+            raise BadInputError("not a GGML/GGMF/GGJT/GGCC file (bad magic)", cur.path)
         version = None if c.versions == (None,) else cur.u32("version")
+        if c.name == "GGMF" and version in RWKV.versions:
+            c = RWKV
         if version not in c.versions:
             raise BadInputError(f"unknown {c.name} version {version}", cur.path)
         start = cur.pos
@@ -121,10 +131,20 @@ def _parse(cur: Cursor, c: Container, version: int | None, fam: Family) -> Legac
         hp[p.name] = getattr(cur, p.kind)(f"hparam {p.name}")
     _check_hparams(hp, fam, cur)
     qversion = fam.quant_version(c.name, version, hp)
+    if qversion not in blocks.QUANT_VERSIONS:
+        raise cur.fail(f"unknown quantization version {qversion} (ftype {hp[fam.ftype_key]})")
+    n_merges = ggcc.read_merge_count(cur) if c.name == "GGCC" else 0
+    n_vocab = int(hp[fam.n_vocab_key])
+    if fam.vocab_count:
+        count = cur.i32("vocabulary count")
+        if count != n_vocab:
+            raise cur.fail(f"vocabulary count {count} differs from n_vocab {n_vocab}")
     scores = fam.vocab_scores if fam.vocab_scores is not None else c.scores
-    vocab = _read_vocab(cur, int(hp[fam.n_vocab_key]), scores)
+    vocab = [] if c is RWKV else _read_vocab(cur, n_vocab, scores)
     m = LegacyModel(cur.path, c.name, version, fam, qversion, hp, vocab, file_size=cur.size)
-    m.tensors = _read_tensors(cur, c.alignment, qversion)
+    if c.name == "GGCC":
+        m.merges = ggcc.read_merges(cur, n_merges)
+    m.tensors = _read_tensors(cur, c.alignment, qversion, rwkv.TO_GGML if c is RWKV else None)
     return m
 
 
@@ -149,7 +169,8 @@ def _read_vocab(cur: Cursor, n_vocab: int, scores: bool) -> list[tuple[bytes, fl
     return vocab
 
 
-def _read_tensors(cur: Cursor, alignment: int, qversion: int) -> list[TensorInfo]:
+def _read_tensors(cur: Cursor, alignment: int, qversion: int, type_map: dict[int, int] | None = None
+                  ) -> list[TensorInfo]:
     tensors: list[TensorInfo] = []
     seen: set[str] = set()
     while cur.left > 0:
@@ -158,6 +179,10 @@ def _read_tensors(cur: Cursor, alignment: int, qversion: int) -> list[TensorInfo
         n_dims = cur.u32("tensor n_dims")
         name_len = cur.u32("tensor name length")
         ggml_type = cur.u32("tensor type")
+        if type_map is not None:  # a container with its own type numbers (rwkv.cpp)
+            if ggml_type not in type_map:
+                raise cur.fail(f"tensor #{len(tensors)} has data type {ggml_type}, which the format does not support")
+            ggml_type = type_map[ggml_type]
         if not 1 <= n_dims <= MAX_DIMS:
             raise cur.fail(f"tensor #{len(tensors)} has {n_dims} dimensions")
         if not 0 < name_len <= MAX_NAME_BYTES:
