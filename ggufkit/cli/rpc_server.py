@@ -18,7 +18,7 @@ def rpc_server(
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port to listen on.")] = DEFAULT_PORT,
     device: Annotated[list[str] | None, typer.Option("--device", "-d", help="Serve this device (e.g. CUDA0, CPU; repeatable or comma-separated). Default: every GPU, else the CPU.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads for a served CPU. Default: half the cores.", show_default=False)] = None,
-    cache: Annotated[Path | None, typer.Option("--cache", help="Keep the tensors clients send in DIR, so a model's next load over the network skips them.", show_default=False)] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Keep the large tensors (over 10 MiB) that clients send in DIR, so the next load of that model skips sending them again.", show_default=False)] = None,
 ) -> None:
     """Serve this machine's devices to llama.cpp clients over TCP (llama.cpp's RPC server).
 
