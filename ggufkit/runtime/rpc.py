@@ -336,6 +336,9 @@ def split_array(split: Sequence[float], devices: Sequence[Device]) -> ctypes.Arr
     """`llama_model_params.tensor_split`: one proportion per device, llama_max_devices() entries."""
     import llama_cpp
 
+    if not devices:
+        raise BadInputError("--tensor-split splits the offloaded layers over devices, and there are none: give "
+                            "--rpc servers, or use a GPU build on a machine with GPUs")
     if len(split) != len(devices):
         names = ", ".join(f"{d.name} ({d.where})" for d in devices)
         raise BadInputError(f"--tensor-split has {len(split)} proportions for {len(devices)} devices: "

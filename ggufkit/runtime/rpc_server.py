@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ggufkit.errors import BadInputError, LlamaFailure
-from ggufkit.runtime.rpc import DEFAULT_PORT, Device, Endpoint, ggml, is_loopback
+from ggufkit.runtime.rpc import DEFAULT_PORT, Device, Endpoint, ggml
 
 GGML_BACKEND_DEVICE_TYPE_CPU, GGML_BACKEND_DEVICE_TYPE_ACCEL = 0, 3
 
@@ -117,6 +117,3 @@ def serve(p: ServerPlan) -> None:
     start(str(p.endpoint).encode(), cache, p.threads, len(p.devices), devices)
     raise LlamaFailure(f"llama.cpp's RPC server on {p.endpoint} stopped: it could not create a backend for "
                        "a device, bind the port, or accept a connection (see its output above)")
-
-
-__all__ = ["EXPOSED_WARNING", "ServerPlan", "check_port", "default_threads", "is_loopback", "plan", "serve"]
