@@ -12,7 +12,8 @@ CMAKE_ARGS_hip    := -DGGML_HIP=on
 # whose kernel or hypervisor does not really provide it, as on this project's CI; GGUFKIT_AMX=on keeps them.
 GGUFKIT_AMX ?= off
 NO_AMX := $(if $(filter x86_64,$(shell uname -m)),$(if $(filter off,$(GGUFKIT_AMX)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16))
-LLAMA_CMAKE_ARGS  := -DLLAVA_BUILD=OFF $(if $(NO_AMX),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)') \
+# GGML_RPC: llama.cpp's RPC backend (`run --rpc`, `ggufkit rpc-server`); one small extra library.
+LLAMA_CMAKE_ARGS  := -DLLAVA_BUILD=OFF -DGGML_RPC=ON $(if $(NO_AMX),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)') \
                      $(CMAKE_ARGS_$(GGUFKIT_GPU)) $(CMAKE_ARGS)
 # llama-cpp-python is only published as source: its wheel is built once per version and build
 # flags, and kept outside the repo so fresh clones (CI) on the same machine reuse it.
@@ -25,18 +26,22 @@ STAMP  := $(VENV)/.stamp-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(L
 DEMO   := build/demo
 N      ?= 10000
 
-.PHONY: install demo test bench fuzz clean
+.PHONY: install wheel demo test bench fuzz clean
 install: $(STAMP)
+
+# The llama-cpp-python wheel alone, built once per version and flags into $(WHEEL_DIR).
+wheel:
+	test -n "$$(ls $(WHEEL_DIR)/*.whl 2>/dev/null)" || { \
+	  rm -rf $(WHEEL_DIR).part && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PYTHON) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+	      -w $(WHEEL_DIR).part llama-cpp-python==$(LLAMA_VERSION) && \
+	  mv $(WHEEL_DIR).part $(WHEEL_DIR); }
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	test -n "$$(ls $(WHEEL_DIR)/*.whl 2>/dev/null)" || { \
-	  rm -rf $(WHEEL_DIR).part && \
-	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	    $(PY) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
-	      -w $(WHEEL_DIR).part llama-cpp-python==$(LLAMA_VERSION) && \
-	  mv $(WHEEL_DIR).part $(WHEEL_DIR); }
+	$(MAKE) wheel PYTHON=$(PY)
 	$(PY) -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/*.whl
 	$(PY) -m pip install -q -e '.[test,plot]'
 	rm -f $(VENV)/.stamp-*

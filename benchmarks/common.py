@@ -20,10 +20,12 @@ def sample(name: str, type_name: str, fmt: str = "gguf", size: str = "small") ->
     return path
 
 
-def tools() -> Path:
-    """The bin folder of llama-quantize and llama-bench built from the vendored llama.cpp (llama_tools.sh)."""
+def tools(variant: str = "") -> Path:
+    """The bin folder of llama-quantize and llama-bench built from the vendored llama.cpp (llama_tools.sh);
+    variant "rpc": llama-bench and rpc-server built with the RPC backend."""
     script = Path(__file__).with_name("llama_tools.sh")
-    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(["bash", str(script), *([variant] if variant else [])], check=True, stdout=subprocess.PIPE,
+                         text=True).stdout
     return Path(out.strip().splitlines()[-1])
 
 

@@ -2,6 +2,8 @@
 # Build llama.cpp's own llama-quantize, llama-bench and llama-perplexity from the sources vendored in the llama-cpp-python
 # sdist of the version pyproject.toml pins, so benchmarks compare ggufkit with the exact same llama.cpp.
 # Built once into ~/.cache/ggufkit/llama-tools/<version>/ (outside the repo) and reused; prints the bin dir.
+# `llama_tools.sh rpc`: llama-bench and rpc-server built with the RPC backend (-DGGML_RPC=ON), the reference
+# of benchmarks/rpc_bench.py, into <version>-rpc/ with its own stamp, so the tools above are not rebuilt.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,6 +11,12 @@ VERSION="$(sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' "$ROOT/pyproject.to
 [ -n "$VERSION" ] || { echo "llama_tools.sh: no llama-cpp-python pin in pyproject.toml" >&2; exit 2; }
 CACHE="${GGUFKIT_LLAMA_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/ggufkit/llama-tools}"
 DEST="$CACHE/$VERSION"
+VARIANT="${1:-}"
+case "$VARIANT" in
+  "") EXTRA="" ;;
+  rpc) EXTRA="-DGGML_RPC=ON"; DEST="$CACHE/$VERSION-rpc" ;;
+  *) echo "llama_tools.sh: unknown variant '$VARIANT' (none, or rpc)" >&2; exit 2 ;;
+esac
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 
@@ -18,7 +26,8 @@ if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
   FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
 TARGETS="llama-quantize llama-bench llama-perplexity"
-STAMP="shared release flags=[$FLAGS] targets=[$TARGETS]"  # a cache built another way is rebuilt
+[ "$VARIANT" = rpc ] && TARGETS="llama-bench rpc-server"
+STAMP="shared release flags=[$FLAGS] targets=[$TARGETS]${EXTRA:+ extra=[$EXTRA]}"  # a cache built another way is rebuilt
 
 built() {
   [ "$(cat "$DEST/stamp" 2>/dev/null)" = "$STAMP" ] && for t in $TARGETS; do [ -x "$DEST/bin/$t" ] || return 1; done
@@ -49,7 +58,7 @@ SRC="$(echo "$WORK"/llama_cpp_python-*/vendor/llama.cpp)"
 cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
   -DCMAKE_BUILD_RPATH='$ORIGIN' -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON \
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-  -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON \
+  -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON $EXTRA \
   -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" >&2
 cmake --build "$WORK/build" --config Release -j "$(nproc)" --target $TARGETS >&2
 PART="$DEST.part.$$"
@@ -57,7 +66,7 @@ mkdir -p "$PART/bin"
 for t in $TARGETS; do cp -P "$WORK/build/bin/$t" "$PART/bin/"; done
 cp -P "$WORK"/build/bin/lib*.so* "$PART/bin/"
 echo "$STAMP" > "$PART/stamp"
-"$PART/bin/llama-quantize" --help >/dev/null 2>&1 || [ $? = 1 ]  # usage exits 1; a missing library would be 127
+"$PART/bin/llama-bench" --help >/dev/null 2>&1 || [ $? = 1 ]  # usage may exit 1; a missing library would be 127
 rm -rf "$DEST"
 mv "$PART" "$DEST"
 echo "$DEST/bin"

@@ -1,7 +1,9 @@
 """This machine, the software, and what the llama.cpp build can do: for bench's results and `doctor`.
 
-GPU support and device names come from llama.cpp itself (llama_supports_gpu_offload, ggml's backend
-registry), so a CUDA, Metal, Vulkan or HIP build reports its own devices; nvidia-smi only adds names.
+GPU support and device names come from llama.cpp itself (ggml's backend registry), so a CUDA, Metal, Vulkan
+or HIP build reports its own devices; nvidia-smi only adds names. llama_supports_gpu_offload() alone is
+not the test: it is also true for a CPU-only build with the RPC backend (remote devices), so GPU offload
+here means a local GPU device.
 """
 
 from __future__ import annotations
@@ -16,21 +18,27 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 GGML_BACKEND_DEVICE_TYPE_CPU = 0  # ggml-backend.h's enum ggml_backend_dev_type
+_LOCAL_GPU_TYPES = (1, 2)  # GGML_BACKEND_DEVICE_TYPE_GPU, _IGPU (3 is ACCEL: BLAS, AMX, beside the CPU)
 GPU_INSTALL_ADVICE = (
-    "this llama-cpp-python build has no GPU backend (llama_supports_gpu_offload() is false); "
+    "this llama-cpp-python build has no GPU backend, or sees no GPU; "
     "install a GPU build with `GGUFKIT_GPU=cuda make install` (or metal, vulkan, hip)")
 
 
 @dataclass
 class Build:
-    gpu_offload: bool
+    gpu_offload: bool  # a local GPU device to offload to
     backends: list[str]  # ggml backend registry names, e.g. ["CPU"], ["CUDA", "CPU"]
     devices: list[dict[str, str]]  # {"name", "description", "type"}
 
     @property
     def gpu_backend(self) -> str:
         """What a GPU row runs on, llama-bench style: the non-CPU backends joined ("CUDA", "Metal")."""
-        return ",".join(b for b in self.backends if b != "CPU") or "GPU"
+        return ",".join(b for b in self.backends if b not in ("CPU", "RPC")) or "GPU"
+
+    @property
+    def rpc(self) -> bool:
+        """Whether llama.cpp was built with its RPC backend (`run --rpc`, `ggufkit rpc-server`)."""
+        return "RPC" in self.backends
 
 
 @dataclass
@@ -68,12 +76,14 @@ def llama_build() -> Build:
     dev_type = fn("ggml_backend_dev_type", ctypes.c_int, P)
     llama_cpp.llama_backend_init()
     backends = [reg_name(reg_get(i)).decode() for i in range(reg_count())]
-    devices = []
+    devices, gpu = [], False
     for i in range(dev_count()):
         d = dev_get(i)
+        kind = dev_type(d)
+        gpu = gpu or kind in _LOCAL_GPU_TYPES
         devices.append({"name": (dev_name(d) or b"").decode(), "description": (dev_desc(d) or b"").decode(),
-                        "type": "CPU" if dev_type(d) == GGML_BACKEND_DEVICE_TYPE_CPU else "GPU"})
-    return Build(bool(llama_cpp.llama_supports_gpu_offload()), backends, devices)
+                        "type": "CPU" if kind == GGML_BACKEND_DEVICE_TYPE_CPU else "GPU"})
+    return Build(bool(llama_cpp.llama_supports_gpu_offload()) and gpu, backends, devices)
 
 
 def machine(build: Build) -> Machine:
@@ -102,7 +112,7 @@ def report() -> dict[str, Any]:
     return {
         "software": asdict(software(build)),
         "machine": asdict(machine(build)),
-        "build": {**asdict(build), "gpu_backend": build.gpu_backend if build.gpu_offload else None,
+        "build": {**asdict(build), "gpu_backend": build.gpu_backend if build.gpu_offload else None, "rpc": build.rpc,
                   "mmap": bool(llama_cpp.llama_supports_mmap()), "mlock": bool(llama_cpp.llama_supports_mlock())},
     }
 

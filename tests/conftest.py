@@ -92,10 +92,11 @@ def cli():
 
 
 def gpu_build() -> bool:
-    """Whether the installed llama.cpp can offload (a CUDA, Metal, Vulkan or HIP build)."""
-    import llama_cpp
+    """Whether the installed llama.cpp can offload to a local GPU (a CUDA, Metal, Vulkan or HIP build, and a
+    GPU): llama_supports_gpu_offload() alone is also true for a CPU build with the RPC backend."""
+    from ggufkit.system import llama_build
 
-    return bool(llama_cpp.llama_supports_gpu_offload())
+    return llama_build().gpu_offload
 
 
 # CI has no GPU: tests of the CPU-only advice run there, tests of real offload on a GPU build

@@ -15,7 +15,7 @@ from typing import Any
 from ggufkit.bench.results import SCHEMA_VERSION, BenchRun, Row
 from ggufkit.errors import BadInputError
 
-KEY_FIELDS = ("model", "gpu_layers", "mmap", "threads", "batch", "ctx", "n_prompt", "n_gen")
+KEY_FIELDS = ("model", "backend", "gpu_layers", "mmap", "threads", "batch", "ctx", "n_prompt", "n_gen")
 METRICS = ("pp", "tg")
 
 

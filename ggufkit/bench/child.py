@@ -43,7 +43,12 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     per_test = not req["n_ctx"]  # llama-bench sizes a context to each test: speed depends on it on a GPU
     params = LoadParams(path=Path(req["path"]), n_ctx=req["n_ctx"] or tests[0][2], n_threads=req["threads"],
                         n_batch=req["batch"], n_gpu_layers=req["gpu_layers"], use_mmap=req["mmap"],
-                        warmup=False)  # each test warms up on its own shapes (Bencher.measure), as llama-bench
+                        warmup=False,  # each test warms up on its own shapes (Bencher.measure), as llama-bench
+                        rpc=tuple(req.get("rpc") or ()), tensor_split=_split(req.get("tensor_split")))
+    if params.rpc:  # a server lost mid-test: one line naming it on stderr, which the parent quotes
+        from ggufkit.runtime import abort
+
+        abort.install(params.path)
     result: dict[str, Any] = {"base_rss_bytes": base}
     try:
         model = load(params)
@@ -64,6 +69,12 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
                             "sd": speed.sd}
     result["peak_rss_bytes"] = rss_bytes()
     return result
+
+
+def _split(text: str | None) -> tuple[float, ...]:
+    from ggufkit.runtime.rpc import parse_tensor_split
+
+    return parse_tensor_split(text)
 
 
 def _load_reason(message: str) -> str:

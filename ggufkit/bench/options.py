@@ -51,6 +51,8 @@ class BenchOptions:
     threads: list[int] = field(default_factory=lambda: [default_threads()])
     batch: list[int] = field(default_factory=lambda: [RunSettings.batch])
     ctx: int = 0  # 0 = a context per test sized to it (pp: n_prompt, tg: n_gen), as llama-bench does
+    rpc: list[str] = field(default_factory=list)  # llama.cpp rpc-servers HOST:PORT: the offloaded rows use them
+    tensor_split: str | None = None  # the offloaded rows' split over the servers' devices, then local GPUs
 
     def check(self) -> BenchOptions:
         if not self.models:
@@ -65,6 +67,11 @@ class BenchOptions:
         self.gpu = GpuRows.parse(self.gpu, "--gpu")
         if self.gpu_layers == 0 or self.gpu_layers < ALL_LAYERS:
             raise BadInputError(f"--gpu-layers must be >= 1 (or -1 for all; --gpu off for none), not {self.gpu_layers}")
+        if self.rpc or self.tensor_split:
+            from ggufkit.runtime.rpc import parse_servers, parse_tensor_split
+
+            self.rpc = [str(e) for e in parse_servers(self.rpc)] if self.rpc else []
+            parse_tensor_split(self.tensor_split)
         if self.ctx and self.ctx < self.n_prompt + self.n_gen:
             raise BadInputError(f"--ctx {self.ctx} cannot hold -p {self.n_prompt} + -n {self.n_gen} tokens")
         return self
@@ -98,10 +105,12 @@ class Config:
 
 def expand(opts: BenchOptions, gpu_available: bool) -> tuple[list[Config], str | None]:
     """Every combination, models outermost; plus a notice when GPU rows were asked for but cannot run.
+    With --rpc the offloaded rows go to the servers (and local GPUs), so they can always run.
 
     Raises BadInputError when only GPU rows were asked for on a build without GPU support.
     """
     notice = None
+    gpu_available = gpu_available or bool(opts.rpc)
     if opts.gpu == GpuRows.AUTO:
         gpus = [gpu_available]
     else:

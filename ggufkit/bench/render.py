@@ -33,7 +33,7 @@ def columns(run: BenchRun) -> tuple[list[str], list[list[str]]]:
     cells = []
     for r in run.rows:
         line = [r.model, r.architecture or "?", r.file_type or "?", human_bytes(r.size_bytes), human_count(r.parameters, sep=" "),
-                r.backend, _ngl(r.gpu_layers), "on" if r.mmap else "off", str(r.threads), str(r.batch),
+                _backend(r), _ngl(r.gpu_layers), "on" if r.mmap else "off", str(r.threads), str(r.batch),
                 _num(r.load_ms, 1), _num(r.peak_rss_mib, 1)]
         line += [_speed(r, r.pp_tps, r.pp_sd)] if any_pp else []
         line += [_speed(r, r.tg_tps, r.tg_sd)] if any_tg else []
@@ -68,7 +68,8 @@ def to_csv(run: BenchRun) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in run.rows:
-        w.writerow({k: ("" if v is None else v) for k, v in asdict(r).items() if k in CSV_FIELDS})
+        w.writerow({k: ("" if v is None else ",".join(v) if isinstance(v, list) else v)
+                    for k, v in asdict(r).items() if k in CSV_FIELDS})
     return buf.getvalue()
 
 
@@ -87,3 +88,8 @@ def _num(v: float | None, digits: int) -> str:
 def _ngl(n: int) -> str:
     return "all" if n < 0 else str(n)
 
+
+
+def _backend(r: Row) -> str:
+    """The backend, with the servers of an RPC row as llama.cpp names its registrations: RPC[host:port,...]."""
+    return f"{r.backend}[{','.join(r.rpc_servers)}]" if r.rpc_servers else r.backend

@@ -18,7 +18,8 @@ class Row:
     file_type: str | None
     size_bytes: int
     parameters: int
-    backend: str  # "CPU", or the build's GPU backend ("CUDA", "Metal", "Vulkan"...) for offloaded rows
+    backend: str  # "CPU", or the build's GPU backend ("CUDA", "Metal", "Vulkan"...) for offloaded rows; "RPC"
+    # (or "CUDA,RPC": local GPUs too) for rows offloaded to rpc_servers
     gpu_layers: int  # 0 = none, -1 = all
     mmap: bool
     threads: int
@@ -36,9 +37,12 @@ class Row:
     pp_samples_ns: list[int] = field(default_factory=list)
     tg_samples_ns: list[int] = field(default_factory=list)
     error: str | None = None
+    rpc_servers: list[str] = field(default_factory=list)  # HOST:PORT of the llama.cpp rpc-servers used
 
     def label(self) -> str:
         gpu = "cpu" if self.gpu_layers == 0 else f"gpu {'all' if self.gpu_layers < 0 else self.gpu_layers}"
+        if self.rpc_servers:
+            gpu = f"rpc {','.join(self.rpc_servers)} " + gpu.replace("gpu ", "ngl ")
         return f"{self.model} {gpu} mmap {'on' if self.mmap else 'off'} t{self.threads} b{self.batch}"
 
 

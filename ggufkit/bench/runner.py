@@ -71,16 +71,20 @@ def run_bench(opts: BenchOptions, on_progress: Callable[[Progress], None] | None
         rows.append(row)
     settings = {"n_prompt": opts.n_prompt, "n_gen": opts.n_gen, "repetitions": opts.repetitions, "mmap": opts.mmap,
                 "gpu": opts.gpu, "gpu_layers": opts.gpu_layers, "threads": opts.threads, "batch": opts.batch,
-                "ctx": opts.ctx}
+                "ctx": opts.ctx, **({"rpc": opts.rpc, "tensor_split": opts.tensor_split} if opts.rpc else {})}
     return BenchRun(machine(build), software(build), settings, rows, started, time.perf_counter() - t0)
 
 
 def _row(m: ModelInfo, cfg: Config, opts: BenchOptions, build: Build) -> Row:
+    rpc = opts.rpc if cfg.gpu_layers != 0 else []
+    backend = "CPU" if cfg.gpu_layers == 0 else build.gpu_backend
+    if rpc:  # llama-bench's naming: the local GPU backends, then RPC
+        backend = f"{backend},RPC" if build.gpu_offload else "RPC"
     return Row(
         model=m.model, path=m.path, architecture=m.architecture, file_type=m.file_type, size_bytes=m.size_bytes,
-        parameters=m.parameters, backend="CPU" if cfg.gpu_layers == 0 else build.gpu_backend,
+        parameters=m.parameters, backend=backend,
         gpu_layers=cfg.gpu_layers, mmap=cfg.mmap, threads=cfg.threads, batch=cfg.batch, ctx=opts.ctx,
-        n_prompt=opts.n_prompt, n_gen=opts.n_gen, repetitions=opts.repetitions,
+        n_prompt=opts.n_prompt, n_gen=opts.n_gen, repetitions=opts.repetitions, rpc_servers=list(rpc),
     )
 
 
@@ -89,7 +93,8 @@ def _measure(row: Row, m: ModelInfo, cfg: Config, opts: BenchOptions, report: Ca
 
     request = {"path": str(m.gguf), "n_ctx": opts.ctx, "threads": cfg.threads, "batch": cfg.batch,
                "gpu_layers": cfg.gpu_layers, "mmap": cfg.mmap, "n_prompt": opts.n_prompt, "n_gen": opts.n_gen,
-               "reps": opts.repetitions}
+               "reps": opts.repetitions, "rpc": row.rpc_servers,
+               "tensor_split": opts.tensor_split if row.rpc_servers else None}
 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("event") == "progress":

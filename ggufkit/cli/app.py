@@ -24,6 +24,7 @@ from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import eval as eval_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import quantize as quantize_cmd
+from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
@@ -91,6 +92,7 @@ app.command("run")(run_cmd.run)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
+app.command("rpc-server")(rpc_server_cmd.rpc_server)
 
 
 def main(argv: list[str] | None = None) -> None:

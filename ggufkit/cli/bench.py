@@ -29,6 +29,8 @@ def bench(
     gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = D.gpu_layers,
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = str(RunSettings.batch),
+    rpc: Annotated[Optional[str], typer.Option("--rpc", help="The offloaded rows run on llama.cpp RPC servers HOST:PORT[,...] (`ggufkit rpc-server`), then local GPUs; --gpu both adds a local CPU row to compare.", show_default=False, rich_help_panel=_MATRIX)] = None,
+    tensor_split: Annotated[Optional[str], typer.Option("--tensor-split", "-ts", help="The offloaded rows' split over the servers' devices, then local GPUs (e.g. 1,1).", show_default=False, rich_help_panel=_MATRIX)] = None,
     ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = one per test, sized to it: -p for pp, -n for tg, as llama-bench).", rich_help_panel=_MATRIX)] = D.ctx,
     fmt: Annotated[Optional[BenchFormat], typer.Option("--format", click_type=ChoiceType(BenchFormat), help="Default: table on a terminal, md otherwise.", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results here (format from the suffix .json/.jsonl/.csv/.md, else --format).", show_default=False)] = None,
@@ -41,7 +43,8 @@ def bench(
 
     Each configuration runs in its own fresh process. Examples: `ggufkit bench model.gguf -p 512 -n 128`;
     `ggufkit bench a.gguf b.gguf --mmap both -t 1,2 --format csv`;
-    `ggufkit bench model.gguf --format json --baseline base.json --max-regression 10` (CI).
+    `ggufkit bench model.gguf --format json --baseline base.json --max-regression 10` (CI);
+    `ggufkit bench model.gguf --rpc 127.0.0.1:50052 --gpu both` (local CPU against an RPC server).
     """
     from ggufkit.bench.baseline import compare, load_baseline
     from ggufkit.bench.options import BenchOptions, parse_int_list
@@ -55,6 +58,7 @@ def bench(
         models=list(models), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, mmap=mmap, gpu=gpu,
         gpu_layers=gpu_layers, threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
         batch=parse_int_list(batch, "--batch"), ctx=ctx,
+        rpc=[p for p in (rpc or "").split(",") if p.strip()], tensor_split=tensor_split,
     ).check()
     if output is not None:
         check_output(output, list(models), force)

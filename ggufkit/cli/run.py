@@ -66,6 +66,8 @@ def run(
     mlock: Annotated[bool, typer.Option("--mlock", help="Lock the model in RAM.", rich_help_panel=_L)] = False,
     lora: Annotated[Path | None, typer.Option("--lora", help="Apply a LoRA adapter (GGUF).", rich_help_panel=_L, show_default=False)] = None,
     lora_scale: Annotated[float | None, typer.Option("--lora-scale", help="LoRA scale." + _default("lora_scale"), rich_help_panel=_L, show_default=False)] = None,
+    rpc: Annotated[str | None, typer.Option("--rpc", help="Offload to llama.cpp RPC servers HOST:PORT[,HOST:PORT...] (`ggufkit rpc-server`); --gpu-layers then defaults to all. Layers are spread over the servers' devices, then this machine's GPUs, by free memory.", rich_help_panel=_L, show_default=False)] = None,
+    tensor_split: Annotated[str | None, typer.Option("--tensor-split", "-ts", help="Offloaded layers per device, as proportions (e.g. 3,1,1): the servers' devices in --rpc order, then local GPUs; layers --gpu-layers keeps back stay on this CPU.", rich_help_panel=_L, show_default=False)] = None,
     no_warmup: Annotated[bool, typer.Option("--no-warmup", help="Skip the warm-up decode at load; the first tokens then pay one-time costs (GPU kernels, page-in).", rich_help_panel=_L)] = False,
     backend_sampling: Annotated[bool | None, typer.Option("--backend-sampling/--no-backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S, show_default=False)] = None,
     # output
@@ -103,6 +105,7 @@ def run(
         "threads": threads, "batch": batch, "gpu_layers": gpu_layers, "mmap": False if no_mmap else None,
         "mlock": mlock or None, "lora": lora, "lora_scale": lora_scale, "chat": chat or None,
         "warmup": False if no_warmup else None, "backend_sampling": backend_sampling,
+        "rpc": tuple(p for p in (rpc or "").split(",") if p.strip()), "tensor_split": tensor_split,
     }
     settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
     text = None if interactive and prompt is None and file is None else _read_prompt(prompt, file, interactive)
@@ -118,10 +121,15 @@ def run(
         if verbose:
             notice(f"model: {prepared.path} (n_ctx {m.n_ctx}, threads {m.params.n_threads}, "
                    f"load {m.load_ms:.1f} ms, warm-up {m.warmup_ms:.1f} ms of it)")
+            if m.devices:
+                notice("devices: " + "; ".join(d.describe() for d in m.devices))
             if session.template is not None:
                 notice(f"template: {session.template.name}")
         if interactive:
-            chat_loop(session.chat(), text, stats=stats)
+            chat = session.chat()
+            if settings.rpc:  # a lost server ends the process (llama.cpp aborts): the conversation is kept
+                abort.add_last_words(lambda: _rescue(chat))
+            chat_loop(chat, text, stats=stats)
         else:
             _one_shot(session, text or "", json_, stats, verbose)
     return 0
@@ -149,6 +157,18 @@ def _one_shot(session: Run, text: str, json_out: bool, stats: bool, verbose: boo
         notice(stats_line(done, m.load_ms))
     if done.stop_reason is StopReason.CONTEXT:
         notice("warning: generation stopped: the context is full (use a larger --ctx)")
+
+
+def _rescue(chat: Any) -> str | None:
+    """Save the conversation of a chat whose process is about to end; the note for the error line."""
+    import os
+    import tempfile
+
+    if not chat.messages:
+        return None
+    path = Path(tempfile.gettempdir()) / f"ggufkit-chat-{os.getpid()}.json"
+    chat.save(path)
+    return f"the conversation was saved to {path} (/load it in a new chat)"
 
 
 def _read_prompt(prompt: str | None, file: Path | None, interactive: bool) -> str:

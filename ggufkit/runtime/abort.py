@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 
 from ggufkit.errors import EXIT_FAILURE
 from ggufkit.runtime import native
@@ -21,6 +22,10 @@ from ggufkit.runtime import native
 _first = threading.Lock()
 _keep_alive: list[object] = []  # ggml keeps the pointer for the process's life
 _context: list[str] = []
+# explain(text) -> the whole message, or None (runtime/rpc.py names a lost server); then the last words:
+# best-effort hooks (a chat saves its transcript), each returning a note for the line or None
+_explainers: list[Callable[[str], str | None]] = []
+_last_words: list[Callable[[], str | None]] = []
 
 
 def install(path: str | os.PathLike[str] | None = None) -> bool:
@@ -40,7 +45,10 @@ def install(path: str | os.PathLike[str] | None = None) -> bool:
         text = (message or b"").decode("utf-8", "replace").strip()
         text = re.sub(r"^\S*/([^/\s]+:\d+: )", r"\1", text)  # the build's source path says nothing to users
         where = f"{_context[0]}: " if _context else ""
-        line = f"ggufkit: error: {where}llama.cpp aborted: {text}\n"
+        message = next((m for m in (_safe(fn, text) for fn in _explainers) if m), None)
+        message = message or f"{where}llama.cpp aborted: {text}"
+        notes = [n for n in (_safe(fn) for fn in _last_words) if n]
+        line = f"ggufkit: error: {'; '.join([message, *notes])}\n"
         os.write(2, line.encode("utf-8", "replace"))
         os._exit(EXIT_FAILURE)
 
@@ -48,6 +56,23 @@ def install(path: str | os.PathLike[str] | None = None) -> bool:
     set_callback(callback)
     _keep_alive.append(callback)
     return True
+
+
+def add_explainer(explain: Callable[[str], str | None]) -> None:
+    """`explain(assertion text)` may return the whole message for the line (it then names what failed)."""
+    _explainers.append(explain)
+
+
+def add_last_words(hook: Callable[[], str | None]) -> None:
+    """Run `hook` before the process ends on an abort (keep it short; it may return a note for the line)."""
+    _last_words.append(hook)
+
+
+def _safe(fn: Callable[..., str | None], *args: object) -> str | None:
+    try:
+        return fn(*args)
+    except BaseException:  # noqa: BLE001 - nothing may stop the one line and the exit
+        return None
 
 
 def set_path(path: str | os.PathLike[str] | None) -> None:

@@ -10,7 +10,7 @@ import ctypes
 import time
 from dataclasses import dataclass, field
 
-from ggufkit.errors import BadInputError, LlamaFailure
+from ggufkit.errors import BadInputError, GgufkitError, LlamaFailure
 from ggufkit.runtime import llama_log, threadpool
 from ggufkit.runtime.params import LoadParams
 
@@ -30,7 +30,8 @@ class Model:
     load_ms: float  # opening the file and creating the context, warm-up included
     warnings: list[str] = field(default_factory=list)
     warmup_ms: float = 0.0
-    all_on_gpu: bool = False  # every layer and the output layer offloaded to a GPU
+    all_on_gpu: bool = False  # every layer and the output layer offloaded to a local GPU
+    devices: list = field(default_factory=list)  # rpc.Device: the offload devices given to llama.cpp (with --rpc)
     _lora: object = None
     _pool: int | None = None  # the ggml threadpool attached to ctx
     _piece_buf: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(_PIECE_BYTES))
@@ -115,9 +116,11 @@ def load(params: LoadParams) -> Model:
     _backend_init()
     warnings: list[str] = []
     mp = L.llama_model_default_params()
+    devices, keep = _offload_devices(L, mp, params)
     ngl = params.n_gpu_layers
-    if ngl != 0 and not L.llama_supports_gpu_offload():
-        warnings.append("this llama.cpp build has no GPU support: --gpu-layers ignored, running on the CPU")
+    if ngl != 0 and not (devices if params.rpc or params.tensor_split else _gpu_offload(L)):
+        warnings.append("this llama.cpp build has no GPU support (or sees no GPU): --gpu-layers ignored, "
+                        "running on the CPU")
         ngl = 0
     mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
     mmap = params.use_mmap and params.lora is None  # llama.cpp cannot apply a LoRA over a read-only mapping
@@ -128,6 +131,7 @@ def load(params: LoadParams) -> Model:
     t0 = time.perf_counter()
     with llama_log.capture() as log:
         model = L.llama_model_load_from_file(str(params.path).encode(), mp)
+    del keep  # llama.cpp copied the device list and the split
     if not model:
         raise LlamaFailure(f"llama.cpp could not load the model{log.reason()}", params.path)
     ctx = lora = pool = None
@@ -149,9 +153,40 @@ def load(params: LoadParams) -> Model:
     return Model(
         params=params, model=model, ctx=ctx, vocab=vocab, n_vocab=L.llama_vocab_n_tokens(vocab),
         n_ctx=L.llama_n_ctx(ctx), load_ms=load_ms,
-        warnings=warnings, warmup_ms=warmup_ms, all_on_gpu=ngl < 0 or ngl > L.llama_model_n_layer(model),
-        _lora=lora, _pool=pool,
+        warnings=warnings, warmup_ms=warmup_ms, devices=devices,
+        all_on_gpu=not params.rpc and (ngl < 0 or ngl > L.llama_model_n_layer(model)), _lora=lora, _pool=pool,
     )
+
+
+def _offload_devices(L, mp, params: LoadParams) -> tuple[list, list]:
+    """With --rpc or --tensor-split: the model's device list (the servers' devices in --rpc order, then this
+    machine's GPUs, as llama.cpp's default order) and the split over it, set in `mp`. Returns the devices
+    and the ctypes arrays `mp` points into, to keep alive until the model is loaded."""
+    if not (params.rpc or params.tensor_split):
+        return [], []
+    from ggufkit.runtime import rpc
+
+    endpoints = rpc.parse_servers(params.rpc) if params.rpc else []
+    rpc.watch(endpoints)  # a server lost later: llama.cpp aborts, and abort.py's line names it
+    devices = rpc.attach(endpoints) + rpc.local_gpus()
+    keep: list = [rpc.device_array(devices)]
+    mp.devices = ctypes.addressof(keep[0])  # llama-cpp-python declares the field a void *
+    if params.tensor_split:
+        keep.append(rpc.split_array(params.tensor_split, devices))
+        mp.tensor_split = ctypes.cast(keep[1], ctypes.POINTER(ctypes.c_float))
+    return devices, keep
+
+
+def _gpu_offload(L) -> bool:
+    """A local GPU to offload to (llama_supports_gpu_offload() is also true for a CPU build with RPC)."""
+    if not L.llama_supports_gpu_offload():
+        return False
+    from ggufkit.runtime import rpc
+
+    try:
+        return bool(rpc.local_gpus())
+    except GgufkitError:
+        return True  # ggml's registry unreadable: trust llama.cpp's answer
 
 
 def _warm_up(L, model, ctx, params: LoadParams) -> float:

@@ -36,12 +36,21 @@ class LoadParams:
     # run the sampler chain inside llama.cpp's graph (llama.cpp: experimental); None = where it pays off
     # (sampler.in_graph decides)
     backend_sampling: bool | None = D.backend_sampling
+    rpc: tuple[str, ...] = D.rpc  # llama.cpp rpc-servers, HOST:PORT (runtime/rpc.py)
+    tensor_split: tuple[float, ...] = ()  # one proportion per offload device; () = by free memory
 
     @classmethod
     def from_settings(cls, s: RunSettings, path: Path) -> LoadParams:
         return cls(path=path, n_ctx=s.ctx, n_threads=s.n_threads, n_batch=s.batch, n_gpu_layers=s.n_gpu_layers,
                    use_mmap=s.mmap, use_mlock=s.mlock, lora=s.lora, lora_scale=s.lora_scale, warmup=s.warmup,
-                   backend_sampling=s.backend_sampling)
+                   backend_sampling=s.backend_sampling, rpc=tuple(s.rpc),
+                   tensor_split=_tensor_split(s.tensor_split))
+
+
+def _tensor_split(text: str | None) -> tuple[float, ...]:
+    from ggufkit.runtime.rpc import parse_tensor_split
+
+    return parse_tensor_split(text)
 
 
 @dataclass

@@ -56,6 +56,9 @@ class RunSettings:
     lora_scale: float = 1.0
     warmup: bool = True  # decode a few tokens at load, as llama.cpp's own CLI does (see model.load)
     backend_sampling: bool | None = None  # None = where it pays off (sampler.in_graph decides)
+    # more than one machine (runtime/rpc.py): llama.cpp rpc-servers HOST:PORT; --gpu-layers then defaults to all
+    rpc: tuple[str, ...] = ()
+    tensor_split: str | None = None  # "3,1": one proportion per offload device (servers', then local GPUs)
     # templates and chat
     chat: bool = False  # one-shot: wrap the prompt in the chat template
     template: str | None = None  # a built-in template's name
@@ -67,7 +70,10 @@ class RunSettings:
         """Defaults < `preset` (values checked by presets.check_preset) < the `flags` that were given
         (not None, not an empty tuple)."""
         given = {k: v for k, v in flags.items() if v is not None and v != ()}
-        return replace(cls(), **{**preset, **given})
+        settings = replace(cls(), **{**preset, **given})
+        if settings.rpc and "gpu_layers" not in preset and "gpu_layers" not in given:
+            settings.gpu_layers = "all"  # the servers are what --rpc is for
+        return settings
 
     @property
     def wants_template(self) -> bool:
@@ -89,6 +95,12 @@ class RunSettings:
             if value is not None and value < low:
                 raise BadInputError(f"--{key.replace('_', '-')} must be >= {low}, not {value}")
         parse_gpu_layers(self.gpu_layers)  # raises for a value that is neither a count nor "all"
+        if self.rpc or self.tensor_split:
+            from ggufkit.runtime import rpc
+
+            if self.rpc:
+                rpc.parse_servers(self.rpc)
+            rpc.parse_tensor_split(self.tensor_split)
         return self
 
 
