@@ -22,6 +22,7 @@ from ggufkit.cli import bench as bench_cmd
 from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import inspect as inspect_cmd
+from ggufkit.cli import models as models_cmd
 from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
@@ -89,6 +90,7 @@ app.command("sample")(sample_cmd.sample)
 app.command("run")(run_cmd.run)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
+app.add_typer(models_cmd.app, name="models")
 
 
 def main(argv: list[str] | None = None) -> None:
