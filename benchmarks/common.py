@@ -35,3 +35,10 @@ def run(cmd: list[str]) -> str:
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     return proc.stdout
+
+
+def real_models() -> list[tuple[str, Path]]:
+    """The real models of `make models` (pulled here if missing): label and path."""
+    from ggufkit.models import model_path
+
+    return [("SmolLM2-135M-Instruct Q4_1", model_path("smollm2")), ("Gemma 3 270M Q4_K_M", model_path("gemma3-270m"))]

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job end to end on freshly made samples: make, inspect, convert, quantize, run, bench.
+# The main job end to end on freshly made samples (make, inspect, convert, quantize, run, bench), then a
+# real exchange: SmolLM2-135M-Instruct answers through its own chat template, as the Q4_1 file its package
+# ships and as a Q4_K_M child of its F16 base (`make models` pulled both), and bench measures the child.
 set -euo pipefail
 dir=${1:-build/demo}
 gk=".venv/bin/ggufkit"
@@ -16,3 +18,12 @@ step $gk quantize "$dir/tiny-f16.gguf" -t q4_k_m -t q8_0 --out-dir "$dir" --forc
 step $gk run "$dir/tiny-f16-Q4_K_M.gguf" -p "hello the world" -n 16 --temp 0 --stats
 step $gk bench "$dir/tiny-f16-Q4_K_M.gguf" "$dir/tiny-q4_k_m.ggmlv3.bin" -p 64 -n 16 -r 2 --mmap both --format md
 step $gk doctor
+
+question="What is the capital of Japan?"
+printf '\n\033[1m$ %s\033[0m\n' "$gk models pull smollm2 --f16"
+{ read -r smollm2; read -r smollm2_f16; } < <($gk models pull smollm2 --f16 | tee /dev/stderr)
+step $gk inspect "$smollm2"
+step $gk run "$smollm2" --chat -p "$question" --temp 0 -n 48 --ctx 512 --stats
+step $gk quantize "$smollm2_f16" -t q4_k_m -o "$dir/smollm2-q4_k_m.gguf" --force
+step $gk run "$dir/smollm2-q4_k_m.gguf" --chat -p "$question" --temp 0 -n 48 --ctx 512 --stats
+step $gk bench "$dir/smollm2-q4_k_m.gguf" -p 128 -n 32 -r 2 --format md

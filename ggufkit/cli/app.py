@@ -23,6 +23,7 @@ from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import eval as eval_cmd
 from ggufkit.cli import inspect as inspect_cmd
+from ggufkit.cli import models as models_cmd
 from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
@@ -93,6 +94,7 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
+app.add_typer(models_cmd.app, name="models")
 
 
 def main(argv: list[str] | None = None) -> None:
