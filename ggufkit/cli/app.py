@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
+from ggufkit.cli import cache as cache_cmd
 from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import inspect as inspect_cmd
@@ -54,8 +55,11 @@ class _Group(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        for command in [self, *self.commands.values()]:
+        todo: list[click.Command] = [self]
+        while todo:  # sub-groups (`cache`) and their commands too
+            command = todo.pop()
             command.params.append(_debug_option())
+            todo.extend(getattr(command, "commands", {}).values() if command is not self else self.commands.values())
 
 
 app = typer.Typer(
@@ -89,6 +93,7 @@ app.command("sample")(sample_cmd.sample)
 app.command("run")(run_cmd.run)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
+app.add_typer(cache_cmd.app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> None:
