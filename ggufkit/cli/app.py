@@ -29,7 +29,6 @@ from ggufkit.cli import sample as sample_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
 
-
 @dataclass
 class _Debug:
     """Whether errors show their traceback: GGUFKIT_DEBUG, or --debug anywhere on the line."""
@@ -50,6 +49,10 @@ def _debug_option() -> click.Option:
                         help="Show the Python traceback on errors (anywhere on the line; or GGUFKIT_DEBUG=1).")
 
 
+# click >= 8.4 adds "Did you mean …?" to a misspelled command itself (NoSuchCommand); typer < 0.26 adds its own.
+CLICK_SUGGESTS = hasattr(click.exceptions, "NoSuchCommand")
+
+
 class _Group(TyperGroup):
     """The root group; it gives itself and every command the --debug flag, so it is accepted anywhere."""
 
@@ -59,6 +62,8 @@ class _Group(TyperGroup):
         while todo:  # sub-groups (`cache`) and their commands too
             command = todo.pop()
             command.params.append(_debug_option())
+            if CLICK_SUGGESTS and hasattr(command, "suggest_commands"):
+                command.suggest_commands = False  # else a misspelled command gets typer's hint after click's
             todo.extend(getattr(command, "commands", {}).values() if command is not self else self.commands.values())
 
 
