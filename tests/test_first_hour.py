@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
+
+from tests.conftest import assert_clean_error
 
 
 def test_a_misspelled_command_gets_one_hint(cli):
@@ -17,3 +22,54 @@ def test_the_cli_imports_without_deprecation_warnings():
     proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import ggufkit.cli.app"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A directory nothing can be written into: a read-only tmpfs where we are root (root ignores modes),
+    else a 0555 directory."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("root without the right to mount a read-only tmpfs")
+    try:
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+def test_every_writing_command_says_cannot_write_into_a_read_only_directory(cli, samples, readonly_dir, monkeypatch):
+    gguf, legacy = samples.gguf("f16"), samples.ggjt3("q4_0")
+    monkeypatch.setenv("GGUFKIT_CACHE", str(readonly_dir / "cache"))
+    cases = [
+        ("sample", readonly_dir / "x.gguf"),
+        ("sample", readonly_dir / "x.bin", "--format", "ggjt1"),
+        ("quantize", legacy, "-t", "q8_0", "-o", readonly_dir / "y.gguf"),
+        ("quantize", gguf, "-t", "q8_0", "--out-dir", readonly_dir / "new"),
+        ("convert", legacy, "-o", readonly_dir / "z.gguf"),
+        ("convert", legacy, "--out-dir", readonly_dir),
+        ("bench", gguf, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "-o", readonly_dir / "b.json"),
+        ("run", legacy, "-p", "hi", "-n", "2"),  # its conversion cache
+    ]
+    for args in cases:
+        r = cli(*args)
+        assert_clean_error(r, 1, "cannot write: ")
+        assert "[1/1]" not in r.err  # bench: refused before measuring
+    dbg = cli("sample", readonly_dir / "x.gguf", "--debug")
+    assert "run with --debug" not in dbg.err
+
+
+def test_out_dir_is_created(cli, samples, tmp_path):
+    q = cli("quantize", samples.gguf("f16"), "-t", "q8_0", "--out-dir", tmp_path / "new" / "q")
+    assert q.code == 0, q.err
+    assert (tmp_path / "new" / "q" / "tiny-f16-Q8_0.gguf").is_file()
+    c = cli("convert", samples.ggjt3("q4_0"), "--out-dir", tmp_path / "new" / "c", "-q")
+    assert c.code == 0, c.err
+    assert [p.name for p in (tmp_path / "new" / "c").iterdir()] == ["tiny-q4_0.ggjt3.gguf"]
+    dry = cli("quantize", samples.gguf("f16"), "-t", "q8_0", "--out-dir", tmp_path / "dry", "--dry-run")
+    assert dry.code == 0 and not (tmp_path / "dry").exists()

@@ -7,6 +7,7 @@ carries its code) for errors; main() prints the one line and exits.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -120,10 +121,24 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.stderr.close()  # `ggufkit ... | head` is not an error
         sys.exit(0)
+    except OSError as e:
+        if e.errno in _WRITE_ERRNOS:  # a write the core did not foresee: still the one documented line
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}cannot write: {e.strerror}", EXIT_FAILURE, debug.on)
+        _internal(e, debug.on)
     except Exception as e:  # a bug in ggufkit: still one line, the traceback on --debug
-        _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", EXIT_FAILURE, debug.on)
+        _internal(e, debug.on)
     sys.stdout.flush()  # results are out even if a native library misbehaves while the process ends
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# errors that only writing raises (EACCES/EPERM also come from reading, so those stay "internal")
+_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _internal(e: Exception, debug: bool) -> None:
+    hint = "" if debug else " (run with --debug for the traceback)"  # with --debug the traceback is above
+    _fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILURE, debug)
 
 
 def _fail(message: str, code: int, debug: bool) -> None:

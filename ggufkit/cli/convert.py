@@ -75,9 +75,10 @@ def convert(
     if output is not None:
         raise BadInputError("--output takes one input file; use --out-dir for several")
     files = expand_inputs(inputs)
-    target = out_dir or Path(".")
-    if not target.is_dir():
-        raise BadInputError("output directory does not exist", target)
+    from ggufkit.fsutil import check_writable, make_dir
+
+    target = make_dir(out_dir) if out_dir is not None else Path(".")
+    check_writable(target)
     pairs = [(f, target / output_name(f)) for f in files]
     total = sum(planned_bytes(f) for f in files)
     with byte_bar(total, f"{len(files)} files", quiet or json_) as progress:

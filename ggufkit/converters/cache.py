@@ -19,6 +19,7 @@ from pathlib import Path
 from ggufkit.errors import BadInputError
 from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
+from ggufkit.fsutil import make_dir
 from ggufkit.units import parse_bytes
 
 NoticeFn = Callable[[str], None]
@@ -158,7 +159,7 @@ def open_as_gguf(path: Path, on_notice: NoticeFn | None = None) -> tuple[Path, G
             pass
         return hit, read_gguf(hit)
     out = folder / f"{path.name.split('.')[0]}-{key}{_SUFFIX}"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(folder)
     g, label = convert_checked(path, out)
     removed = evict(limit, keep=out, folder=folder)
     if on_notice is not None:  # after success, so a failure is one line, not a notice and an error
