@@ -143,7 +143,7 @@ def _one_shot(session: Run, text: str, json_out: bool, stats: bool, verbose: boo
     m = session.model
     if json_out:
         print_json(result_json(done, m.load_ms, m.warmup_ms))
-    elif done.text and not done.text.endswith("\n") and out.isatty():
+    elif done.text and not done.text.endswith("\n"):  # also in a pipe: with 2>&1 the stats line starts its own line
         out.write("\n")
     if stats:
         notice(stats_line(done, m.load_ms))
