@@ -64,7 +64,7 @@ class BenchOptions:
         self.mmap = Switch.parse(self.mmap, "--mmap")
         self.gpu = GpuRows.parse(self.gpu, "--gpu")
         if self.gpu_layers == 0 or self.gpu_layers < ALL_LAYERS:
-            raise BadInputError(f"--gpu-layers must be >= 1 (or -1 for all; --gpu off for none), not {self.gpu_layers}")
+            raise BadInputError(f"--gpu-layers must be >= 1 or 'all' (--gpu off for none), not {self.gpu_layers}")
         if self.ctx and self.ctx < self.n_prompt + self.n_gen:
             raise BadInputError(f"--ctx {self.ctx} cannot hold -p {self.n_prompt} + -n {self.n_gen} tokens")
         return self

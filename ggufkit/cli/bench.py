@@ -26,7 +26,7 @@ def bench(
     repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = D.repetitions,
     mmap: Annotated[Switch, typer.Option("--mmap", click_type=ChoiceType(Switch), help="Memory-map the file (both: a row each way).", rich_help_panel=_MATRIX)] = D.mmap,
     gpu: Annotated[GpuRows, typer.Option("--gpu", click_type=ChoiceType(GpuRows), help="Offload to the GPU (auto: on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = D.gpu,
-    gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = D.gpu_layers,
+    gpu_layers: Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers the GPU rows offload: N or 'all' (as run).", rich_help_panel=_MATRIX)] = "all",
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = str(RunSettings.batch),
     ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = one per test, sized to it: -p for pp, -n for tg, as llama-bench).", rich_help_panel=_MATRIX)] = D.ctx,
@@ -48,12 +48,12 @@ def bench(
     from ggufkit.bench.render import render
     from ggufkit.bench.runner import run_bench
     from ggufkit.fsutil import atomic_output, check_output
-    from ggufkit.runtime.settings import default_threads
+    from ggufkit.runtime.settings import default_threads, parse_gpu_layers
 
     fmt = fmt or (BenchFormat.TABLE if sys.stdout.isatty() else BenchFormat.MD)
     opts = BenchOptions(
         models=list(models), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, mmap=mmap, gpu=gpu,
-        gpu_layers=gpu_layers, threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
+        gpu_layers=parse_gpu_layers(gpu_layers), threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
         batch=parse_int_list(batch, "--batch"), ctx=ctx,
     ).check()
     if output is not None:
