@@ -73,3 +73,9 @@ def test_out_dir_is_created(cli, samples, tmp_path):
     assert [p.name for p in (tmp_path / "new" / "c").iterdir()] == ["tiny-q4_0.ggjt3.gguf"]
     dry = cli("quantize", samples.gguf("f16"), "-t", "q8_0", "--out-dir", tmp_path / "dry", "--dry-run")
     assert dry.code == 0 and not (tmp_path / "dry").exists()
+
+
+def test_a_context_llama_cpp_enlarges_is_said_once(cli, samples):
+    r = cli("run", samples.gguf("f16"), "-p", "hi", "-n", "2", "--ctx", "2")
+    assert r.code == 0 and r.err.splitlines() == [
+        "ggufkit: warning: --ctx 2: llama.cpp made the context 256 tokens (a multiple of 256)"]
