@@ -129,19 +129,22 @@ def clear(folder: Path | None = None) -> list[Entry]:
     return listed
 
 
-def convert_checked(src: Path, out: Path) -> tuple[GgufFile, str]:
+def convert_checked(src: Path, out: Path, on_notice: NoticeFn | None = None) -> tuple[GgufFile, str]:
     """Convert a legacy file to `out` and read the result back with our GGUF reader: what the legacy file
     holds may still be unfit for llama.cpp (e.g. its vocabulary). Errors name `src`, not the output.
     Returns the output's header and the input's format (e.g. "GGJT v1")."""
     from ggufkit.converters.engine import convert_legacy, open_convertible
 
     opened = open_convertible(src)  # a file that cannot convert fails here, before any work
-    convert_legacy(src, out, force=True, opened=opened)
+    report = convert_legacy(src, out, force=True, opened=opened)
     try:
-        return read_gguf(out), opened[0].label
+        g = read_gguf(out)
     except BadInputError as e:
         out.unlink(missing_ok=True)
         raise BadInputError(e.message, src) from None
+    for w in report.warnings if on_notice is not None else ():
+        on_notice(f"warning: {src}: {w}")
+    return g, opened[0].label
 
 
 def open_as_gguf(path: Path, on_notice: NoticeFn | None = None) -> tuple[Path, GgufFile]:
@@ -160,7 +163,7 @@ def open_as_gguf(path: Path, on_notice: NoticeFn | None = None) -> tuple[Path, G
         return hit, read_gguf(hit)
     out = folder / f"{path.name.split('.')[0]}-{key}{_SUFFIX}"
     make_dir(folder)
-    g, label = convert_checked(path, out)
+    g, label = convert_checked(path, out, on_notice)
     removed = evict(limit, keep=out, folder=folder)
     if on_notice is not None:  # after success, so a failure is one line, not a notice and an error
         on_notice(f"{path}: legacy {label} file, converted once to {out} (reused next time)")
