@@ -84,15 +84,8 @@ def run(
         return 0
     if model is None:
         raise BadInputError("missing MODEL (see ggufkit run --help)")
-    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
-    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
-    import llama_cpp  # noqa: F401
-
-    from ggufkit.cli.run_chat import chat_loop
-    from ggufkit.runtime import abort, llama_log
+    from ggufkit.runtime import cpuload, openmp
     from ggufkit.runtime.presets import load_preset
-    from ggufkit.runtime.prepare import prepare_model
-    from ggufkit.runtime.session import open_run
 
     flags: dict[str, Any] = {
         "max_tokens": max_tokens, "stop": tuple(stop or ()), "template": template, "template_file": template_file,
@@ -105,6 +98,16 @@ def run(
         "warmup": False if no_warmup else None, "backend_sampling": backend_sampling,
     }
     settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
+    openmp.configure(settings.n_threads, cpuload.measured_free())  # before llama.cpp loads (openmp.py says why)
+    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
+    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
+    import llama_cpp  # noqa: F401
+
+    from ggufkit.cli.run_chat import chat_loop
+    from ggufkit.runtime import abort, llama_log
+    from ggufkit.runtime.prepare import prepare_model
+    from ggufkit.runtime.session import open_run
+
     text = None if interactive and prompt is None and file is None else _read_prompt(prompt, file, interactive)
     prepared = prepare_model(model, notice)
     abort.install(model)
