@@ -79,3 +79,18 @@ def test_a_context_llama_cpp_enlarges_is_said_once(cli, samples):
     r = cli("run", samples.gguf("f16"), "-p", "hi", "-n", "2", "--ctx", "2")
     assert r.code == 0 and r.err.splitlines() == [
         "ggufkit: warning: --ctx 2: llama.cpp made the context 256 tokens (a multiple of 256)"]
+
+
+def test_help_fits_80_columns_without_cut_names_or_broken_sentences(samples):
+    """Every command's --help at 80 columns: no option name or word cut with '…', and docstring
+    paragraphs wrapped by the renderer, not at the source's line breaks."""
+    env = {**os.environ, "COLUMNS": "80"}
+    for command in ([], ["inspect"], ["convert"], ["quantize"], ["run"], ["bench"], ["sample"], ["doctor"],
+                    ["cache"], ["cache", "list"]):
+        out = subprocess.run([sys.executable, "-m", "ggufkit", *command, "--help"], capture_output=True, text=True,
+                             env=env).stdout
+        assert "…" not in out, command
+        assert max(len(line) for line in out.splitlines()) <= 80, command
+    run_help = subprocess.run([sys.executable, "-m", "ggufkit", "run", "--help"], capture_output=True, text=True,
+                              env=env).stdout
+    assert "unless --chat, --template, --template-file" in run_help  # was broken after "--template,"

@@ -63,9 +63,18 @@ class _Group(TyperGroup):
         while todo:  # sub-groups (`cache`) and their commands too
             command = todo.pop()
             command.params.append(_debug_option())
+            command.help = unwrap(command.help)
             if CLICK_SUGGESTS and hasattr(command, "suggest_commands"):
                 command.suggest_commands = False  # else a misspelled command gets typer's hint after click's
             todo.extend(getattr(command, "commands", {}).values() if command is not self else self.commands.values())
+
+
+def unwrap(text: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: the help renderer keeps a docstring's line breaks, so at 80
+    columns its lines broke mid-sentence; one line per paragraph lets it wrap to the terminal."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(line.strip() for line in para.splitlines()) for para in text.strip().split("\n\n"))
 
 
 app = typer.Typer(

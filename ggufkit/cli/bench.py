@@ -27,7 +27,7 @@ def bench(
     mmap: Annotated[Switch, typer.Option("--mmap", click_type=ChoiceType(Switch), help="Memory-map the file (both: a row each way).", rich_help_panel=_MATRIX)] = D.mmap,
     gpu: Annotated[GpuRows, typer.Option("--gpu", click_type=ChoiceType(GpuRows), help="Offload to the GPU (auto: on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = D.gpu,
     gpu_layers: Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers the GPU rows offload: N or 'all' (as run).", rich_help_panel=_MATRIX)] = "all",
-    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
+    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4. Default: one per CPU that others leave free (all on an idle machine).", show_default=False, rich_help_panel=_MATRIX)] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = str(RunSettings.batch),
     ctx: Annotated[int, typer.Option("--ctx", help="Context size (0 = one per test, sized to it: -p for pp, -n for tg, as llama-bench).", rich_help_panel=_MATRIX)] = D.ctx,
     fmt: Annotated[Optional[BenchFormat], typer.Option("--format", click_type=ChoiceType(BenchFormat), help="Default: table on a terminal, md otherwise.", show_default=False)] = None,

@@ -25,7 +25,7 @@ def convert(
     gqa: Annotated[Optional[int], typer.Option("--gqa", help="n_head / n_head_kv. Default: inferred from the K projection's shape.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="general.name. Default: the input file name up to its first dot.")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="general.description.")] = None,
-    metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json/tokenizer.json.")] = None,
+    metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json or tokenizer.json.")] = None,
     requantize_to: Annotated[Optional[str], typer.Option("--requantize-to", help="Type for tensors of the removed Q4_2/Q4_3 types (q4_0, q4_1, q5_0, q5_1, q8_0, f16, f32). Default: Q4_2 -> q4_0, Q4_3 -> q4_1.")] = None,
     arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous (e.g. llama). Default: told from the file.")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference.")] = False,

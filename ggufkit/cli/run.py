@@ -59,7 +59,7 @@ def run(
     grammar_file: Annotated[Path | None, typer.Option("--grammar-file", help="Constrain output with a GBNF grammar (root rule 'root').", rich_help_panel=_S, show_default=False)] = None,
     # loading
     ctx: Annotated[int | None, typer.Option("--ctx", "-c", help="Context length in tokens (0 = the model's)." + _default("ctx"), rich_help_panel=_L, show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: all cores.", rich_help_panel=_L, show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: one per CPU that others leave free (all on an idle machine).", rich_help_panel=_L, show_default=False)] = None,
     batch: Annotated[int | None, typer.Option("--batch", "-b", help="Prompt batch size." + _default("batch"), rich_help_panel=_L, show_default=False)] = None,
     gpu_layers: Annotated[str | None, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to the GPU: N or 'all'.", rich_help_panel=_L, show_default=False)] = None,
     no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the model into memory instead of mapping it.", rich_help_panel=_L)] = False,
@@ -67,7 +67,8 @@ def run(
     lora: Annotated[Path | None, typer.Option("--lora", help="Apply a LoRA adapter (GGUF).", rich_help_panel=_L, show_default=False)] = None,
     lora_scale: Annotated[float | None, typer.Option("--lora-scale", help="LoRA scale." + _default("lora_scale"), rich_help_panel=_L, show_default=False)] = None,
     no_warmup: Annotated[bool, typer.Option("--no-warmup", help="Skip the warm-up decode at load; the first tokens then pay one-time costs (GPU kernels, page-in).", rich_help_panel=_L)] = False,
-    backend_sampling: Annotated[bool | None, typer.Option("--backend-sampling/--no-backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S, show_default=False)] = None,
+    backend_sampling: Annotated[bool, typer.Option("--backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S)] = False,
+    no_backend_sampling: Annotated[bool, typer.Option("--no-backend-sampling", help="Always sample on the CPU.", rich_help_panel=_S)] = False,
     # output
     json_: JsonOpt = False,
     stats: Annotated[bool, typer.Option("--stats", help="Timings on stderr.", rich_help_panel=_O)] = False,
@@ -84,6 +85,8 @@ def run(
         return 0
     if model is None:
         raise BadInputError("missing MODEL (see ggufkit run --help)")
+    if backend_sampling and no_backend_sampling:
+        raise BadInputError("give --backend-sampling or --no-backend-sampling, not both")
     from ggufkit.runtime import cpuload, openmp
     from ggufkit.runtime.presets import load_preset
 
@@ -95,7 +98,8 @@ def run(
         "frequency_penalty": frequency_penalty, "seed": seed, "grammar_file": grammar_file, "ctx": ctx,
         "threads": threads, "batch": batch, "gpu_layers": gpu_layers, "mmap": False if no_mmap else None,
         "mlock": mlock or None, "lora": lora, "lora_scale": lora_scale, "chat": chat or None,
-        "warmup": False if no_warmup else None, "backend_sampling": backend_sampling,
+        "warmup": False if no_warmup else None,
+        "backend_sampling": True if backend_sampling else False if no_backend_sampling else None,
     }
     settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
     openmp.configure(settings.n_threads, cpuload.measured_free())  # before llama.cpp loads (openmp.py says why)
