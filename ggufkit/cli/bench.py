@@ -101,22 +101,9 @@ def _progress_printer():
 
 
 def _print_rich(run) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    from ggufkit.cli.bench_table import print_table
 
-    from ggufkit.bench.render import columns
-
-    header, cells = columns(run)
-    m, s = run.machine, run.software
-    table = Table(title=f"{m.cpu}, {m.cores} cores{', ' + ', '.join(m.gpus) if m.gpus else ''} · "
-                        f"llama-cpp-python {s.llama_cpp_python} ({', '.join(s.backends)})", box=box.SIMPLE_HEAD)
-    left = {"model", "arch", "type", "backend", "mmap", "error"}
-    for h in header:
-        table.add_column(h, justify="left" if h in left else "right", overflow="fold", no_wrap=h.endswith("t/s"))
-    for line in cells:
-        table.add_row(*line)
-    Console().print(table)
+    print_table(run)
 
 
 def _report_comparison(cmp) -> None:
