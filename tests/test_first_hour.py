@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,22 @@ def test_help_fits_80_columns_without_cut_names_or_broken_sentences(samples):
     run_help = subprocess.run([sys.executable, "-m", "ggufkit", "run", "--help"], capture_output=True, text=True,
                               env=env).stdout
     assert "unless --chat, --template, --template-file" in run_help  # was broken after "--template,"
+
+
+def _complete(words: str, cwd=None) -> list[str]:
+    """What the shell completion (`ggufkit --install-completion`, bash) offers for the last word of `words`."""
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's ggufkit, from any working directory
+    env = {**os.environ, "PYTHONPATH": root, "_GGUFKIT_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    out = subprocess.run([sys.executable, "-m", "ggufkit"], env=env, capture_output=True, text=True, cwd=cwd)
+    return out.stdout.split()
+
+
+def test_shell_completion_completes_values(tmp_path):
+    assert _complete("ggufkit quantize m.gguf -t q4_k") == ["q4_k_s", "q4_k_m", "q4_k"]
+    assert _complete("ggufkit sample m.gguf -t iq2") == ["iq2_xxs", "iq2_xs", "iq2_s", "iq2_m"]
+    assert _complete("ggufkit run m.gguf --template ch") == ["chatml"]
+    (tmp_path / "mine.toml").write_text("temp = 0.1\n")
+    assert _complete("ggufkit run m.gguf --preset ", cwd=tmp_path) == ["precise", "balanced", "creative", "mine.toml"]
+    assert _complete("ggufkit bench m.gguf --format j") == ["json", "jsonl"]
+    assert _complete("ggufkit sample m.gguf --format ggjt") == ["ggjt1", "ggjt2", "ggjt3"]

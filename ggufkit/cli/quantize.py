@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt
+from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt, complete_quant_types
 from ggufkit.cli.output import human_bytes, notice, print_json, table
 from ggufkit.quantize.job import QuantizeJob, run_job
 
@@ -17,7 +17,7 @@ _ADV = "llama-quantize options"
 
 def quantize(
     model: Annotated[Optional[Path], typer.Argument(help="Input model: GGUF, or a legacy GGML/GGMF/GGJT file (converted on the fly).", show_default=False)] = None,
-    types: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="Target type, e.g. q4_k_m (repeat for several; --list shows all).", show_default=False)] = None,
+    types: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="Target type, e.g. q4_k_m (repeat for several; --list shows all).", show_default=False, autocompletion=complete_quant_types)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one type only).", show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write NAME-TYPE.gguf files here (default: beside the input).", show_default=False)] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the types with bits per weight and exit.")] = False,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ggufkit.cli.common import JsonOpt
+from ggufkit.cli.common import JsonOpt, complete_presets, complete_templates
 from ggufkit.cli.output import notice, print_json, result_json, stats_line
 from ggufkit.errors import BadInputError
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
@@ -37,10 +37,10 @@ def run(
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop before this text (repeatable).", show_default=False)] = None,
     # templates
     chat: Annotated[bool, typer.Option("--chat", help="One-shot: wrap the prompt in the chat template.", rich_help_panel=_T)] = False,
-    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: " + " ".join(BUILTIN_TEMPLATES) + ".", rich_help_panel=_T, show_default=False)] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: " + " ".join(BUILTIN_TEMPLATES) + ".", rich_help_panel=_T, show_default=False, autocompletion=complete_templates)] = None,
     template_file: Annotated[Path | None, typer.Option("--template-file", help="LLMFarm-style format file with {{prompt}} and optional {{system}}.", rich_help_panel=_T, show_default=False)] = None,
     system: Annotated[str | None, typer.Option("--system", help="System prompt (implies --chat).", rich_help_panel=_T, show_default=False)] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Settings from a TOML file or a built-in preset (flags override it).", rich_help_panel=_T, show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Settings from a TOML file or a built-in preset (flags override it).", rich_help_panel=_T, show_default=False, autocompletion=complete_presets)] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", help="List the built-in presets and exit.", rich_help_panel=_T)] = False,
     # sampling
     temp: Annotated[float | None, typer.Option("--temp", help="Temperature (0 = greedy)." + _default("temp"), rich_help_panel=_S, show_default=False)] = None,
