@@ -114,3 +114,13 @@ def test_shell_completion_completes_values(tmp_path):
     assert _complete("ggufkit run m.gguf --preset ", cwd=tmp_path) == ["precise", "balanced", "creative", "mine.toml"]
     assert _complete("ggufkit bench m.gguf --format j") == ["json", "jsonl"]
     assert _complete("ggufkit sample m.gguf --format ggjt") == ["ggjt1", "ggjt2", "ggjt3"]
+
+
+def test_the_demo_log_shows_commands_that_paste_back():
+    demo = Path(__file__).resolve().parents[1] / "scripts" / "demo.sh"
+    script = ('source <(sed -n "/^quote()/,/^}/p" "$1"); shift; line=$(quote "$@"); echo "$line"; '
+              'eval "set -- $line"; printf "[%s]" "$@"')
+    words = ["run", "m.gguf", "-p", "hello the world", "--stop", "it's", "-n", "16"]
+    out = subprocess.run(["bash", "-c", script, "bash", str(demo), *words], capture_output=True, text=True).stdout
+    shown, parsed = out.splitlines()
+    assert "-p 'hello the world'" in shown and parsed == "".join(f"[{w}]" for w in words)
