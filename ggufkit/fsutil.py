@@ -46,6 +46,29 @@ def check_output(out: Path, inputs: list[Path], force: bool) -> None:
         raise BadInputError("output exists (use --force to overwrite)", out)
     if not out.parent.is_dir():
         raise BadInputError("output directory does not exist", out.parent)
+    check_writable(out.parent, out)
+
+
+def check_writable(folder: Path, name: Path | None = None) -> None:
+    """Raise `cannot write: …` (exit 1) now, before any work, if no file can be made in `folder`
+    (a read-only file system, no permission): tried with a file that vanishes at once."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise GgufkitError(f"cannot write: {e.strerror or e}", name or folder) from None
+
+
+def make_dir(folder: Path) -> Path:
+    """`folder` and its parents, made if missing (an --out-dir); `cannot write: …` if that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BadInputError("not a directory", folder) from None
+    except OSError as e:
+        raise GgufkitError(f"cannot write: {e.strerror or e}", folder) from None
+    check_writable(folder)
+    return folder
 
 
 def _mode() -> int:

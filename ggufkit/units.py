@@ -20,3 +20,21 @@ def human_count(n: int, sep: str = "") -> str:
         if n >= size:
             return f"{n / size:.2f}{sep}{unit}"
     return str(n)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+
+
+def parse_bytes(text: str) -> int | None:
+    """`10GiB`, `500M`, `2.5 G`, `1048576` -> bytes (binary units: K, M, G mean KiB, MiB, GiB); None if not a size."""
+    t = text.strip().lower()
+    num = t.rstrip("kmgtib ")
+    unit = t[len(num):].strip()
+    try:
+        value = float(num)
+    except ValueError:
+        return None
+    if unit not in _SIZE_UNITS or value < 0:
+        return None
+    return int(value * _SIZE_UNITS[unit])

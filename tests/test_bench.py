@@ -266,3 +266,28 @@ def test_context_per_test_as_llama_bench(q4, ctx, expected):
     result = work(req, lambda event: None)
     assert (result["pp"]["n_ctx"], result["tg"]["n_ctx"]) == expected
     assert result["pp"]["tokens"] == 300 and result["tg"]["tokens"] == 8
+
+
+def test_gpu_layers_takes_all_as_run_does(cli, q4):
+    """`--gpu-layers all` (and -ngl) as `run -ngl all`; on a CPU-only build the GPU rows are skipped."""
+    for value in ("all", "-1", "5"):
+        r = cli("bench", q4, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "--gpu", "both", "-ngl", value,
+                "--format", "json", "-q")
+        assert r.code == 0, (value, r.err)
+        assert json.loads(r.out)["settings"]["gpu_layers"] == (5 if value == "5" else -1)
+    bad = cli("bench", q4, "-p", "8", "-n", "4", "-r", "1", "--gpu-layers", "some")
+    assert_clean_error(bad, 2, "--gpu-layers takes a number or 'all'")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_terminal_table_fits_its_width_and_files_get_the_full_table(cli, q4, tmp_path, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    out = tmp_path / "full.md"
+    r = cli("bench", q4, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "--mmap", "both", "--format", "table", "-q",
+            "-o", out)
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert not any(len(line.strip()) == 1 for line in lines)  # no header broken one letter per line
+    assert "pp8" in r.out and "tg4" in r.out and "mmap" in r.out and q4.name in r.out
+    assert out.read_text().splitlines()[0].startswith("| model | arch | type | size | params | backend | ngl |")

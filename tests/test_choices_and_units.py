@@ -29,7 +29,6 @@ def test_bench_options_turn_text_into_choices():
         BenchOptions(models=[Path("m.gguf")], gpu="sometimes").check()
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # typer's own import of click helpers
 def test_sample_choices_match_the_sample_maker():
     from ggufkit.cli.sample import SampleFormat, SampleSize
     from ggufkit.samples.make import FORMATS

@@ -107,6 +107,7 @@ def test_metadata_dir(samples, cli, tmp_path):
     assert g.arch_kv(Keys.LLM.CONTEXT_LENGTH) == 1024  # the flag wins over config.json
     assert g.arch_kv(Keys.Attention.LAYERNORM_RMS_EPS) == 1e-5
     assert g.arch_kv(Keys.Rope.FREQ_BASE) == 500000.0
+    assert "rope_freq_base 500000 (config.json)" in r.out  # every setting of the summary says its source
     assert g.kv[Keys.Tokenizer.CHAT_TEMPLATE].startswith("{% for m in messages %}")
     (hf / "config.json").write_text(json.dumps({"num_key_value_heads": 2}))
     assert_clean_error(cli("convert", samples.ggjt3("q4_0"), "-o", tmp_path / "x.gguf", "--metadata-dir", hf),
@@ -163,7 +164,13 @@ def test_batch(samples, cli, tmp_path):
     assert {k: v["status"] for k, v in items.items()} == {
         "m-q4_0.ggmlv3.bin": "converted", "m-q5_1.ggmlv3.bin": "skipped", "m-f16.ggmlv3.bin": "converted",
         "bad.bin": "failed", "x.ggmlv3.q6_k.bin": "converted",
+        "notes.txt": "skipped",  # a directory's other files are listed, not failed (a named one fails)
     }
+    assert "not a legacy model file" in items["notes.txt"]["message"]
+    # one schema for one file and a batch: every key of a single --json report, in the same order
+    one = json.loads(cli("convert", extra, "-o", tmp_path / "one.gguf", "--json").out)
+    assert list(one) == list(items["m-q4_0.ggmlv3.bin"]) == list(items["bad.bin"])
+    assert one["status"] == "converted" and one["tensors"] > 0 and one["warnings"] == []
     assert "truncated" in items["bad.bin"]["message"]
     assert (out / "m-q5_1.gguf").read_bytes() == b"keep me"
     assert sorted(p.name for p in out.iterdir()) == ["m-f16.gguf", "m-q4_0.gguf", "m-q5_1.gguf", "x.q6_k.gguf"]
@@ -222,3 +229,30 @@ def _has_output_open(pid, folder, source):
         if target.startswith(str(folder)) and target != str(source):
             return True
     return False
+
+
+def test_a_directory_means_its_legacy_files(samples, cli, tmp_path):
+    folder = tmp_path / "emptydir.gguf"
+    folder.mkdir()
+    assert_clean_error(cli("convert", folder, "-o", tmp_path / "x.gguf"), 2,
+                       "is a directory: -o names one output file; convert several with --out-dir DIR")
+    assert_clean_error(cli("convert", folder), 2, "directly inside it, and this one holds none")
+    import re
+
+    assert "a directory stands for the legacy model files directly inside it" in re.sub(
+        r"[\s│]+", " ", cli("convert", "--help").out)
+
+
+def test_unknown_file_type_in_a_ggjt_header_is_warned_once_and_the_real_one_written(samples, cli, tmp_path):
+    import struct
+
+    data = bytearray(samples.ggjt3("q4_0").read_bytes())
+    assert struct.unpack_from("<4sI7i", data)[8] == 2  # magic, version, n_vocab … n_rot, ftype (Q4_0)
+    struct.pack_into("<i", data, 32, 99)
+    src = tmp_path / "ft99.bin"
+    src.write_bytes(bytes(data))
+    r = cli("convert", src, "-o", tmp_path / "ft99.gguf", "--json")
+    assert r.code == 0, r.err
+    assert r.err.count("file type 99 is unknown") == 1 and "wrote Q4_0" in r.err
+    assert json.loads(r.out)["warnings"] and json.loads(r.out)["file_type"] == "Q4_0"
+    assert read_gguf(tmp_path / "ft99.gguf").kv[Keys.General.FILE_TYPE] == 2

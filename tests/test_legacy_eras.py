@@ -180,7 +180,10 @@ def test_batch_of_mixed_eras_skips_extra_parts(samples, cli, tmp_path):
     assert sorted(p.name for p in outs.iterdir()) == ["big.gguf", "ggjt1-q4_2.gguf", "ggjt2-q5_0.gguf", "ggml-q4_1.gguf"]
 
 
-def test_inspect_and_run_accept_old_files(samples, cli):
+def test_inspect_and_run_accept_old_files(samples, cli, tmp_path, monkeypatch):
+    # a cache of its own: the cache keys on content, so a byte-identical sample converted by an earlier
+    # run in the user's cache would be reused silently (issue 17)
+    monkeypatch.setenv("GGUFKIT_CACHE", str(tmp_path / "cache"))
     r = cli("inspect", "--json", samples.era("GGJT", 1, "q4_2"))
     d = json.loads(r.out)
     assert (d["format"], d["version"], d["family"], d["quantization_version"]) == ("GGJT", 1, "llama", 0)

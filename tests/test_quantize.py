@@ -267,6 +267,14 @@ def test_list(cli):
     assert r.code == 0
     rows = {line.split()[0]: line for line in r.out.splitlines()[1:] if line.strip()}
     assert "q4_k_m" in rows and "4.50" in rows["q4_k_m"]
+    # a bpw in a description is the main type's (the column), unless it says it is a mix's overall figure
+    import re
+
+    for q in QUANT_TYPES:
+        said = re.search(r"([\d.]+) bpw", q.description)
+        if said and "overall" not in q.description:
+            assert float(said.group(1)) == pytest.approx(q.bits_per_weight, abs=0.01), q.name
+    assert rows["iq2_s"].split()[1:3] == ["iq2_xs", "2.31"] and "~2.5 bpw overall" in rows["iq2_s"]
     assert "yes" in rows["iq2_xxs"] and "yes" not in rows["iq4_xs"]
     table = json.loads(cli("quantize", "--list", "--json").out)
     assert {t["name"] for t in table} == {q.name for q in QUANT_TYPES}

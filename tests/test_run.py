@@ -21,7 +21,22 @@ def test_prompt_from_argument_streams_only_text(cli, model):
     assert doc["generated_tokens"] == 12 and doc["stop_reason"] == "length"
     plain = cli("run", model, "-p", "hello the world", "-n", "12", "--temp", "0")
     assert plain.code == 0 and plain.err == ""  # nothing but the generated text, anywhere
-    assert plain.out == doc["text"] and plain.out
+    assert plain.out == _ended(doc["text"]) and doc["text"]
+
+
+def _ended(text: str) -> str:
+    """What stdout holds: the text, ended with a newline when it does not end with one (issue 17)."""
+    return text if text.endswith("\n") else text + "\n"
+
+
+def test_text_ends_with_a_newline_in_a_pipe_so_stats_start_their_own_line(model):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m ggufkit run {model} -p hello -n 6 --temp 0 --stats 2>&1",
+                          shell=True, capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[-1].startswith("ggufkit: load ") and "ggufkit:" not in lines[0]
 
 
 def test_prompt_from_file_and_stdin_match_argument(cli, model, tmp_path):
@@ -74,9 +89,9 @@ def test_stop_string_cuts_output_before_it(cli, model):
     assert len(stop.strip()) >= 2
     r = cli("run", model, "-p", "hello the world", "-n", "40", "--temp", "0", "--stop", stop, "--stop", "zzzz")
     assert r.code == 0
-    assert r.out == text[: text.index(stop)]
+    assert r.out == _ended(text[: text.index(stop)])
     doc = _json(cli("run", model, "-p", "hello the world", "-n", "40", "--temp", "0", "--stop", stop, "--json"))
-    assert doc["stop_reason"] == "stop" and doc["text"] == r.out
+    assert doc["stop_reason"] == "stop" and _ended(doc["text"]) == r.out
 
 
 def test_json_has_counts_and_timings(cli, model):
@@ -86,12 +101,15 @@ def test_json_has_counts_and_timings(cli, model):
     t = doc["timings"]
     assert t["load_ms"] > 0 and t["prompt_ms"] > 0 and t["generation_ms"] > 0
     assert t["generation_tokens_per_s"] > 0
+    # the loop decodes every generated token but the last (it ended the run): speed counts what was timed
+    assert t["decoded_tokens"] == 4
+    assert t["generation_tokens_per_s"] == pytest.approx(4 * 1000 / t["generation_ms"], rel=0.02)
 
 
 def test_stats_go_to_stderr(cli, model):
     r = cli("run", model, "-p", "hello", "-n", "6", "--temp", "0", "--stats")
     assert r.code == 0
-    assert "generated 6 tokens" in r.err and "t/s" in r.err and "load" in r.err
+    assert "generated 6 tokens" in r.err and "(5 decoded)" in r.err and "t/s" in r.err and "load" in r.err
     assert "t/s" not in r.out
 
 
@@ -107,7 +125,7 @@ def test_every_sampling_flag_reaches_the_chain(cli, model, tmp_path):
     for part in ("grammar", "top_k(17)", "top_p(0.83)", "min_p(0.07)", "typical(0.91)", "temp(0.55)",
                  "repeat=1.3", "last_n=33", "present=0.4", "freq=0.2", "dist(seed=5)"):
         assert part in chain, (part, chain)
-    assert set(r.out.replace("yes", "").replace("no", "").replace(" ", "").replace(".", "")) == set()
+    assert set(r.out.replace("yes", "").replace("no", "").replace(" ", "").replace(".", "").rstrip("\n")) == set()
     for n, name in (("1", "mirostat(tau=3.0, eta=0.2)"), ("2", "mirostat_v2(tau=3.0, eta=0.2)")):
         r = cli("run", model, "-p", "hello", "-n", "4", "-v", "--mirostat", n, "--mirostat-tau", "3",
                 "--mirostat-eta", "0.2")

@@ -108,7 +108,8 @@ def test_bad_commands_do_not_end_the_session(cli, model):
     script = "/set nosuch 1\n/set temp hot\n/frobnicate\n/load /nonexistent/chat.json\nhello\n"
     r = cli("run", model, "-i", "-n", "4", "--temp", "0", "--stats", stdin=script)
     assert r.code == 0, r.err
-    assert "unknown sampling parameter" in r.err and "is not a float" in r.err
+    # the error lists what /set takes, as /help does: max_tokens too (issue 17)
+    assert "unknown parameter 'nosuch'" in r.err and "max_tokens)" in r.err and "is not a float" in r.err
     assert "unknown command /frobnicate" in r.err and "cannot read" in r.err
     assert len(_turns(r.err)) == 1  # the turn after the errors was still answered
 

@@ -105,7 +105,6 @@ def test_every_preset_key_is_a_setting_and_builtins_load():
         assert all(getattr(settings, k) == v for k, v in values.items()), name
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # typer's own import of click helpers
 def test_every_setting_has_a_flag_and_help_defaults_come_from_run_settings():
     """cli/run.py's parameters are the settings (mmap and warmup as --no-mmap, --no-warmup)."""
     from ggufkit.cli.run import run

@@ -32,6 +32,10 @@ def rss_bytes(key: str = "VmHWM") -> int:
 
 
 def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    from ggufkit.runtime import openmp
+
+    # before llama.cpp loads: how its threads wait, for these threads on the CPUs the parent found free
+    openmp.configure(req["threads"], req.get("free_cpus", float(req["threads"])))
     from ggufkit.bench.measure import Bencher
     from ggufkit.runtime.model import load
     from ggufkit.runtime.params import LoadParams

@@ -66,7 +66,7 @@ class BenchOptions:
         self.mmap = Switch.parse(self.mmap, "--mmap")
         self.gpu = GpuRows.parse(self.gpu, "--gpu")
         if self.gpu_layers == 0 or self.gpu_layers < ALL_LAYERS:
-            raise BadInputError(f"--gpu-layers must be >= 1 (or -1 for all; --gpu off for none), not {self.gpu_layers}")
+            raise BadInputError(f"--gpu-layers must be >= 1 or 'all' (--gpu off for none), not {self.gpu_layers}")
         if self.rpc or self.tensor_split:
             from ggufkit.runtime.rpc import parse_servers, parse_tensor_split
 

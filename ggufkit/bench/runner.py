@@ -90,11 +90,12 @@ def _row(m: ModelInfo, cfg: Config, opts: BenchOptions, build: Build) -> Row:
 
 def _measure(row: Row, m: ModelInfo, cfg: Config, opts: BenchOptions, report: Callable[..., None]) -> None:
     from ggufkit.runtime.child import run_child
+    from ggufkit.runtime.cpuload import measured_free
 
     request = {"path": str(m.gguf), "n_ctx": opts.ctx, "threads": cfg.threads, "batch": cfg.batch,
                "gpu_layers": cfg.gpu_layers, "mmap": cfg.mmap, "n_prompt": opts.n_prompt, "n_gen": opts.n_gen,
                "reps": opts.repetitions, "rpc": row.rpc_servers,
-               "tensor_split": opts.tensor_split if row.rpc_servers else None}
+               "tensor_split": opts.tensor_split if row.rpc_servers else None, "free_cpus": measured_free()}
 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("event") == "progress":

@@ -7,6 +7,7 @@ carries its code) for errors; main() prints the one line and exits.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -19,6 +20,7 @@ from typer.core import TyperGroup
 
 from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
+from ggufkit.cli import cache as cache_cmd
 from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import eval as eval_cmd
@@ -29,7 +31,6 @@ from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
-
 
 
 @dataclass
@@ -52,13 +53,31 @@ def _debug_option() -> click.Option:
                         help="Show the Python traceback on errors (anywhere on the line; or GGUFKIT_DEBUG=1).")
 
 
+# click >= 8.4 adds "Did you mean …?" to a misspelled command itself (NoSuchCommand); typer < 0.26 adds its own.
+CLICK_SUGGESTS = hasattr(click.exceptions, "NoSuchCommand")
+
+
 class _Group(TyperGroup):
     """The root group; it gives itself and every command the --debug flag, so it is accepted anywhere."""
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        for command in [self, *self.commands.values()]:
+        todo: list[click.Command] = [self]
+        while todo:  # sub-groups (`cache`) and their commands too
+            command = todo.pop()
             command.params.append(_debug_option())
+            command.help = unwrap(command.help)
+            if CLICK_SUGGESTS and hasattr(command, "suggest_commands"):
+                command.suggest_commands = False  # else a misspelled command gets typer's hint after click's
+            todo.extend(getattr(command, "commands", {}).values() if command is not self else self.commands.values())
+
+
+def unwrap(text: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: the help renderer keeps a docstring's line breaks, so at 80
+    columns its lines broke mid-sentence; one line per paragraph lets it wrap to the terminal."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(line.strip() for line in para.splitlines()) for para in text.strip().split("\n\n"))
 
 
 app = typer.Typer(
@@ -95,6 +114,7 @@ app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(cache_cmd.app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,10 +136,24 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.stderr.close()  # `ggufkit ... | head` is not an error
         sys.exit(0)
+    except OSError as e:
+        if e.errno in _WRITE_ERRNOS:  # a write the core did not foresee: still the one documented line
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}cannot write: {e.strerror}", EXIT_FAILURE, debug.on)
+        _internal(e, debug.on)
     except Exception as e:  # a bug in ggufkit: still one line, the traceback on --debug
-        _fail(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", EXIT_FAILURE, debug.on)
+        _internal(e, debug.on)
     sys.stdout.flush()  # results are out even if a native library misbehaves while the process ends
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# errors that only writing raises (EACCES/EPERM also come from reading, so those stay "internal")
+_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _internal(e: Exception, debug: bool) -> None:
+    hint = "" if debug else " (run with --debug for the traceback)"  # with --debug the traceback is above
+    _fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILURE, debug)
 
 
 def _fail(message: str, code: int, debug: bool) -> None:

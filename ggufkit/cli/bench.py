@@ -26,8 +26,8 @@ def bench(
     repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = D.repetitions,
     mmap: Annotated[Switch, typer.Option("--mmap", click_type=ChoiceType(Switch), help="Memory-map the file (both: a row each way).", rich_help_panel=_MATRIX)] = D.mmap,
     gpu: Annotated[GpuRows, typer.Option("--gpu", click_type=ChoiceType(GpuRows), help="Offload to the GPU (auto: on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = D.gpu,
-    gpu_layers: Annotated[int, typer.Option("--gpu-layers", help="Layers the GPU rows offload (-1 = all).", rich_help_panel=_MATRIX)] = D.gpu_layers,
-    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4 (default: every core).", show_default=False, rich_help_panel=_MATRIX)] = None,
+    gpu_layers: Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers the GPU rows offload: N or 'all' (as run).", rich_help_panel=_MATRIX)] = "all",
+    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4. Default: one per CPU that others leave free (all on an idle machine).", show_default=False, rich_help_panel=_MATRIX)] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = str(RunSettings.batch),
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="The offloaded rows run on llama.cpp RPC servers HOST:PORT[,...] (`ggufkit rpc-server`), then local GPUs; --gpu both adds a local CPU row to compare.", show_default=False, rich_help_panel=_MATRIX)] = None,
     tensor_split: Annotated[Optional[str], typer.Option("--tensor-split", "-ts", help="The offloaded rows' split over the servers' devices, then local GPUs (e.g. 1,1).", show_default=False, rich_help_panel=_MATRIX)] = None,
@@ -51,12 +51,12 @@ def bench(
     from ggufkit.bench.render import render
     from ggufkit.bench.runner import run_bench
     from ggufkit.fsutil import atomic_output, check_output
-    from ggufkit.runtime.settings import default_threads
+    from ggufkit.runtime.settings import default_threads, parse_gpu_layers
 
     fmt = fmt or (BenchFormat.TABLE if sys.stdout.isatty() else BenchFormat.MD)
     opts = BenchOptions(
         models=list(models), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, mmap=mmap, gpu=gpu,
-        gpu_layers=gpu_layers, threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
+        gpu_layers=parse_gpu_layers(gpu_layers), threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
         batch=parse_int_list(batch, "--batch"), ctx=ctx,
         rpc=[p for p in (rpc or "").split(",") if p.strip()], tensor_split=tensor_split,
     ).check()
@@ -105,22 +105,9 @@ def _progress_printer():
 
 
 def _print_rich(run) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    from ggufkit.cli.bench_table import print_table
 
-    from ggufkit.bench.render import columns
-
-    header, cells = columns(run)
-    m, s = run.machine, run.software
-    table = Table(title=f"{m.cpu}, {m.cores} cores{', ' + ', '.join(m.gpus) if m.gpus else ''} · "
-                        f"llama-cpp-python {s.llama_cpp_python} ({', '.join(s.backends)})", box=box.SIMPLE_HEAD)
-    left = {"model", "arch", "type", "backend", "mmap", "error"}
-    for h in header:
-        table.add_column(h, justify="left" if h in left else "right", overflow="fold", no_wrap=h.endswith("t/s"))
-    for line in cells:
-        table.add_row(*line)
-    Console().print(table)
+    print_table(run)
 
 
 def _report_comparison(cmp) -> None:

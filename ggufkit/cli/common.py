@@ -24,3 +24,35 @@ class ChoiceType(click.Choice):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Choice:
         return self.enum.parse(value, max(param.opts, key=len) if param is not None else "value")
+
+
+# Shell completion of values (`ggufkit --install-completion`): each returns the names starting with what was typed.
+def complete_quant_types(incomplete: str) -> list[str]:
+    from ggufkit.quantize.quant_types import ALIASES, QUANT_TYPES
+
+    names = [q.name.lower() for q in QUANT_TYPES] + [a.lower() for a in ALIASES]
+    return [n for n in names if n.startswith(incomplete.lower())]
+
+
+def complete_templates(incomplete: str) -> list[str]:
+    from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
+
+    return [n for n in BUILTIN_TEMPLATES if n.startswith(incomplete)]
+
+
+def complete_presets(incomplete: str) -> list[str]:
+    """The built-in presets, and TOML files where a path is being typed."""
+    from pathlib import Path
+
+    from ggufkit.runtime.presets import BUILTIN_PRESETS
+
+    names = [n for n in BUILTIN_PRESETS if n.startswith(incomplete)]
+    folder, _, stem = incomplete.rpartition("/")
+    base = Path(folder or ".")
+    try:
+        names += [f"{folder + '/' if folder else ''}{p.name}" for p in sorted(base.iterdir())
+                  if p.name.startswith(stem) and not p.name.startswith(".")
+                  and (p.suffix == ".toml" or (incomplete and p.is_dir()))]  # folders once a path is typed
+    except OSError:
+        pass
+    return names

@@ -10,14 +10,14 @@ from typing import Annotated, Optional
 import typer
 
 from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt
-from ggufkit.cli.output import human_bytes, print_json, table
+from ggufkit.cli.output import human_bytes, notice, print_json, table
 from ggufkit.errors import EXIT_FAILURE, BadInputError
 
 
 def convert(
-    inputs: Annotated[list[Path], typer.Argument(help="Legacy model files (GGML, GGMF, GGJT v1-v3; for a multi-part model its first part), or directories of them.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Legacy model files (GGML, GGMF, GGJT v1-v3; for a multi-part model its first part), or directories: a directory stands for the legacy model files directly inside it, its other files are listed as skipped.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input only). Default: beside the input, named after it.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Directory for the outputs of a batch.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Directory for the outputs of several inputs or a directory (created if missing). Default: the current directory.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Files converted in parallel.")] = 1,
     eps: Annotated[Optional[float], typer.Option("--eps", help="Norm epsilon (the file does not hold it). LLaMA (RMS): default 5e-6, as llama.cpp's own converter; LLaMA-1 used 1e-6, LLaMA-2 1e-5. Other families (LayerNorm): 1e-5, as their programs hard-coded.")] = None,
     context_length: Annotated[Optional[int], typer.Option("--context-length", "-c", help="Training context length. Default: the file's n_ctx where it has one; else 2048 (LLaMA-1: LLaMA-2 is 4096; Falcon).")] = None,
@@ -25,7 +25,7 @@ def convert(
     gqa: Annotated[Optional[int], typer.Option("--gqa", help="n_head / n_head_kv. Default: inferred from the K projection's shape.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="general.name. Default: the input file name up to its first dot.")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="general.description.")] = None,
-    metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json/tokenizer.json.")] = None,
+    metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json or tokenizer.json.")] = None,
     requantize_to: Annotated[Optional[str], typer.Option("--requantize-to", help="Type for tensors of the removed Q4_2/Q4_3 types (q4_0, q4_1, q5_0, q5_1, q8_0, f16, f32). Default: Q4_2 -> q4_0, Q4_3 -> q4_1.")] = None,
     arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous: llama, gpt2, starcoder, gptneox, mpt, falcon (gptj, replit, rwkv: inspect only). Default: told from the file.")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference.")] = False,
@@ -39,12 +39,15 @@ def convert(
     (nibble order: exact; f32 scales: rounded to f16, the largest change reported); Q4_2/Q4_3 are
     requantized by llama.cpp. A multi-part model (NAME, NAME.1, ...) is read from its first part.
 
+    One file converts to -o FILE (default: beside it). Several inputs, or a directory, make a batch into
+    --out-dir: named files that are not legacy models fail, a directory's other files are skipped.
+
     Settings the legacy file does not hold come from the flags, else from --metadata-dir's config.json,
     else the defaults; the summary says which. Outputs are written to a temporary file and renamed
     into place when complete; existing outputs are kept unless --force (a batch skips them).
     """
     from ggufkit.converters.batch import convert_batch, expand_inputs, output_name, planned_bytes
-    from ggufkit.converters.engine import convert_legacy
+    from ggufkit.converters.engine import ConvertReport, convert_legacy
     from ggufkit.converters.metadata import ConvertOptions
 
     from ggufkit.cli.progress import byte_bar
@@ -57,6 +60,8 @@ def convert(
         out = output or src.with_name(output_name(src))
         with byte_bar(planned_bytes(src), src.name, quiet or json_) as progress:
             report = convert_legacy(src, out, options, force, progress)
+        for w in report.warnings:
+            notice(f"warning: {src}: {w}")
         if json_:
             print_json(dataclasses.asdict(report))
         elif not quiet:
@@ -64,7 +69,8 @@ def convert(
             src_of = m["sources"]
             typer.echo(f"converted {report.input} -> {report.output}")
             typer.echo(f"  {report.file_type}, {report.tensors} tensors, {human_bytes(report.bytes)} in {report.seconds:.2f} s")
-            base = m["rope_freq_base"] if m["rope_freq_base"] is not None else "not set (llama.cpp: 10000)"
+            base = (f"{m['rope_freq_base']:g} ({src_of['rope_freq_base']})" if m["rope_freq_base"] is not None
+                    else "not set (llama.cpp: 10000)")
             typer.echo(f"  context_length {m['context_length']} ({src_of['context_length']}), "
                        f"{m['eps_name']} {m[m['eps_name']]:g} ({src_of['eps']}), rope_freq_base {base}, "
                        f"head_count_kv {m['head_count_kv']}")
@@ -75,15 +81,22 @@ def convert(
                 typer.echo(f"  {verify_line(report.verified)}")
         return 0
     if output is not None:
-        raise BadInputError("--output takes one input file; use --out-dir for several")
-    files = expand_inputs(inputs)
-    target = out_dir or Path(".")
-    if not target.is_dir():
-        raise BadInputError("output directory does not exist", target)
+        what = f"{inputs[0]} is a directory" if len(inputs) == 1 else f"{len(inputs)} inputs were given"
+        raise BadInputError(f"{what}: -o names one output file; convert several with --out-dir DIR")
+    files, passed = expand_inputs(inputs)
+    from ggufkit.fsutil import check_writable, make_dir
+
+    target = make_dir(out_dir) if out_dir is not None else Path(".")
+    check_writable(target)
     pairs = [(f, target / output_name(f)) for f in files]
     total = sum(planned_bytes(f) for f in files)
     with byte_bar(total, f"{len(files)} files", quiet or json_) as progress:
         items = convert_batch(pairs, options, jobs, force, progress)
+    items += [ConvertReport(str(f), "", "skipped", "not a legacy model file (a directory's other files are passed over)")
+              for f in passed]
+    for i in items:
+        for w in i.warnings:
+            notice(f"warning: {i.input}: {w}")
     if json_:
         print_json([dataclasses.asdict(i) for i in items])
     elif not quiet:

@@ -36,7 +36,8 @@ def stats_line(done: DoneEvent, load_ms: float | None = None) -> str:
     parts = [] if load_ms is None else [f"load {load_ms:.1f} ms"]
     parts.append(f"prompt {done.n_prompt_eval} tokens" + (f" (+{reused} cached)" if reused else "")
                  + f" in {done.prompt_ms:.1f} ms, {done.prompt_tps:.1f} t/s")
-    parts.append(f"generated {done.n_generated} tokens in {done.gen_ms:.1f} ms, {done.gen_tps:.1f} t/s")
+    parts.append(f"generated {done.n_generated} tokens in {done.gen_ms:.1f} ms, {done.gen_tps:.1f} t/s "
+                 f"({done.n_decoded} decoded)")
     parts.append(f"stop: {done.stop_reason}")
     return " | ".join(parts)
 
@@ -56,6 +57,7 @@ def result_json(done: DoneEvent, load_ms: float, warmup_ms: float) -> dict[str, 
             "prompt_ms": round(done.prompt_ms, 3),
             "prompt_tokens_per_s": round(done.prompt_tps, 2),
             "generation_ms": round(done.gen_ms, 3),
-            "generation_tokens_per_s": round(done.gen_tps, 2),
+            "generation_tokens_per_s": round(done.gen_tps, 2),  # decoded_tokens / generation_ms
+            "decoded_tokens": done.n_decoded,
         },
     }

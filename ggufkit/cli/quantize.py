@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt
+from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt, complete_quant_types
 from ggufkit.cli.output import human_bytes, notice, print_json, table
 from ggufkit.quantize.job import QuantizeJob, run_job
 
@@ -17,7 +17,7 @@ _ADV = "llama-quantize options"
 
 def quantize(
     model: Annotated[Optional[Path], typer.Argument(help="Input model: GGUF, or a legacy GGML/GGMF/GGJT file (converted on the fly).", show_default=False)] = None,
-    types: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="Target type, e.g. q4_k_m (repeat for several; --list shows all).", show_default=False)] = None,
+    types: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="Target type, e.g. q4_k_m (repeat for several; --list shows all).", show_default=False, autocompletion=complete_quant_types)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one type only).", show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write NAME-TYPE.gguf files here (default: beside the input).", show_default=False)] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the types with bits per weight and exit.")] = False,
@@ -98,16 +98,20 @@ class _Bars:
 def _print_types(json_: bool) -> None:
     from ggufkit.quantize.quant_types import ALIASES, QUANT_TYPES
 
-    rows = [{"name": q.name, "bits_per_weight": None if q.only_copy else round(q.bits_per_weight, 4),
+    rows = [{"name": q.name, "main_type": None if q.only_copy else q.main_type.name,
+             "bits_per_weight": None if q.only_copy else round(q.bits_per_weight, 4),
              "needs_imatrix": q.needs_imatrix, "description": q.description} for q in QUANT_TYPES]
     if json_:
         print_json(rows)
         return
     sys.stdout.write(table(
-        [[r["name"].lower(), "-" if r["bits_per_weight"] is None else f"{r['bits_per_weight']:.2f}",
+        [[r["name"].lower(), (r["main_type"] or "-").lower(),
+          "-" if r["bits_per_weight"] is None else f"{r['bits_per_weight']:.2f}",
           "yes" if r["needs_imatrix"] else "", r["description"]] for r in rows],
-        ["type", "bpw", "imatrix", "description"]) + "\n")
-    sys.stdout.write("\nbpw: bits per weight of the main tensor type (mixes such as *_M keep some tensors wider).\n")
+        ["type", "main", "main bpw", "imatrix", "description"]) + "\n")
+    sys.stdout.write("\nmain bpw: bits per weight of the main type, which most tensors get. Mixes (k-quant *_S/_M/_L,\n"
+                     "the i-quant mixes) give some tensors other types, so a file's overall figure differs; the\n"
+                     "descriptions' \"overall\" figures are llama-quantize's for those mixes.\n")
     sys.stdout.write("aliases: " + ", ".join(f"{a.lower()} = {t.lower()}" for a, t in ALIASES.items()) + "\n")
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ggufkit.cli.common import JsonOpt
+from ggufkit.cli.common import JsonOpt, complete_presets, complete_templates
 from ggufkit.cli.output import notice, print_json, result_json, stats_line
 from ggufkit.errors import BadInputError
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
@@ -37,10 +37,10 @@ def run(
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop before this text (repeatable).", show_default=False)] = None,
     # templates
     chat: Annotated[bool, typer.Option("--chat", help="One-shot: wrap the prompt in the chat template.", rich_help_panel=_T)] = False,
-    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: " + " ".join(BUILTIN_TEMPLATES) + ".", rich_help_panel=_T, show_default=False)] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Built-in prompt format: " + " ".join(BUILTIN_TEMPLATES) + ".", rich_help_panel=_T, show_default=False, autocompletion=complete_templates)] = None,
     template_file: Annotated[Path | None, typer.Option("--template-file", help="LLMFarm-style format file with {{prompt}} and optional {{system}}.", rich_help_panel=_T, show_default=False)] = None,
     system: Annotated[str | None, typer.Option("--system", help="System prompt (implies --chat).", rich_help_panel=_T, show_default=False)] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Settings from a TOML file or a built-in preset (flags override it).", rich_help_panel=_T, show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Settings from a TOML file or a built-in preset (flags override it).", rich_help_panel=_T, show_default=False, autocompletion=complete_presets)] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", help="List the built-in presets and exit.", rich_help_panel=_T)] = False,
     # sampling
     temp: Annotated[float | None, typer.Option("--temp", help="Temperature (0 = greedy)." + _default("temp"), rich_help_panel=_S, show_default=False)] = None,
@@ -59,7 +59,7 @@ def run(
     grammar_file: Annotated[Path | None, typer.Option("--grammar-file", help="Constrain output with a GBNF grammar (root rule 'root').", rich_help_panel=_S, show_default=False)] = None,
     # loading
     ctx: Annotated[int | None, typer.Option("--ctx", "-c", help="Context length in tokens (0 = the model's)." + _default("ctx"), rich_help_panel=_L, show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: all cores.", rich_help_panel=_L, show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: one per CPU that others leave free (all on an idle machine).", rich_help_panel=_L, show_default=False)] = None,
     batch: Annotated[int | None, typer.Option("--batch", "-b", help="Prompt batch size." + _default("batch"), rich_help_panel=_L, show_default=False)] = None,
     gpu_layers: Annotated[str | None, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to the GPU: N or 'all'.", rich_help_panel=_L, show_default=False)] = None,
     no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the model into memory instead of mapping it.", rich_help_panel=_L)] = False,
@@ -69,7 +69,8 @@ def run(
     rpc: Annotated[str | None, typer.Option("--rpc", help="Offload to llama.cpp RPC servers HOST:PORT[,HOST:PORT...] (`ggufkit rpc-server`); --gpu-layers then defaults to all. Layers are spread over the servers' devices, then this machine's GPUs, by free memory.", rich_help_panel=_L, show_default=False)] = None,
     tensor_split: Annotated[str | None, typer.Option("--tensor-split", "-ts", help="Offloaded layers per device, as proportions (e.g. 3,1,1): the servers' devices in --rpc order, then local GPUs; layers --gpu-layers keeps back stay on this CPU.", rich_help_panel=_L, show_default=False)] = None,
     no_warmup: Annotated[bool, typer.Option("--no-warmup", help="Skip the warm-up decode at load; the first tokens then pay one-time costs (GPU kernels, page-in).", rich_help_panel=_L)] = False,
-    backend_sampling: Annotated[bool | None, typer.Option("--backend-sampling/--no-backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S, show_default=False)] = None,
+    backend_sampling: Annotated[bool, typer.Option("--backend-sampling", help="Sample inside llama.cpp's graph (experimental) instead of on the CPU. Default: only greedy (--temp 0, no penalties) with every layer on a GPU. Not with a grammar.", rich_help_panel=_S)] = False,
+    no_backend_sampling: Annotated[bool, typer.Option("--no-backend-sampling", help="Always sample on the CPU.", rich_help_panel=_S)] = False,
     # output
     json_: JsonOpt = False,
     stats: Annotated[bool, typer.Option("--stats", help="Timings on stderr.", rich_help_panel=_O)] = False,
@@ -86,15 +87,10 @@ def run(
         return 0
     if model is None:
         raise BadInputError("missing MODEL (see ggufkit run --help)")
-    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
-    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
-    import llama_cpp  # noqa: F401
-
-    from ggufkit.cli.run_chat import chat_loop
-    from ggufkit.runtime import abort, llama_log
+    if backend_sampling and no_backend_sampling:
+        raise BadInputError("give --backend-sampling or --no-backend-sampling, not both")
+    from ggufkit.runtime import cpuload, openmp
     from ggufkit.runtime.presets import load_preset
-    from ggufkit.runtime.prepare import prepare_model
-    from ggufkit.runtime.session import open_run
 
     flags: dict[str, Any] = {
         "max_tokens": max_tokens, "stop": tuple(stop or ()), "template": template, "template_file": template_file,
@@ -104,10 +100,21 @@ def run(
         "frequency_penalty": frequency_penalty, "seed": seed, "grammar_file": grammar_file, "ctx": ctx,
         "threads": threads, "batch": batch, "gpu_layers": gpu_layers, "mmap": False if no_mmap else None,
         "mlock": mlock or None, "lora": lora, "lora_scale": lora_scale, "chat": chat or None,
-        "warmup": False if no_warmup else None, "backend_sampling": backend_sampling,
+        "warmup": False if no_warmup else None,
+        "backend_sampling": True if backend_sampling else False if no_backend_sampling else None,
         "rpc": tuple(p for p in (rpc or "").split(",") if p.strip()), "tensor_split": tensor_split,
     }
     settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
+    openmp.configure(settings.n_threads, cpuload.measured_free())  # before llama.cpp loads (openmp.py says why)
+    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
+    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
+    import llama_cpp  # noqa: F401
+
+    from ggufkit.cli.run_chat import chat_loop
+    from ggufkit.runtime import abort, llama_log
+    from ggufkit.runtime.prepare import prepare_model
+    from ggufkit.runtime.session import open_run
+
     text = None if interactive and prompt is None and file is None else _read_prompt(prompt, file, interactive)
     prepared = prepare_model(model, notice)
     abort.install(model)
@@ -151,7 +158,7 @@ def _one_shot(session: Run, text: str, json_out: bool, stats: bool, verbose: boo
     m = session.model
     if json_out:
         print_json(result_json(done, m.load_ms, m.warmup_ms))
-    elif done.text and not done.text.endswith("\n") and out.isatty():
+    elif done.text and not done.text.endswith("\n"):  # also in a pipe: with 2>&1 the stats line starts its own line
         out.write("\n")
     if stats:
         notice(stats_line(done, m.load_ms))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.choices import Choice
-from ggufkit.cli.common import ChoiceType, ForceOpt
+from ggufkit.cli.common import ChoiceType, ForceOpt, complete_quant_types
 
 
 class SampleFormat(Choice):  # samples.make.FORMATS (a unit test keeps them equal); here, so --help imports no numpy
@@ -28,7 +28,7 @@ class SampleSize(Choice):  # samples.model.SIZES (a unit test keeps them equal)
 
 def sample(
     out: Annotated[Path, typer.Argument(help="Output file.", show_default=False)],
-    type_: Annotated[str, typer.Option("--type", "-t", help="File type: f32, f16 or any quantization (q4_0, q4_k_m, ...).")] = "f16",
+    type_: Annotated[str, typer.Option("--type", "-t", help="File type: f32, f16 or any quantization (q4_0, q4_k_m, ...).", autocompletion=complete_quant_types)] = "f16",
     fmt: Annotated[SampleFormat, typer.Option("--format", click_type=ChoiceType(SampleFormat), help="gguf; or a legacy (pre-GGUF) file: ggml, ggmf, ggjt1, ggjt2 (written by that era's own quantizer: q4_0, q4_1, q5_0, q5_1, q8_0; q4_2 and q4_3 in ggjt1), ggjt3.")] = SampleFormat.GGUF,
     size: Annotated[SampleSize, typer.Option("--size", click_type=ChoiceType(SampleSize), help="tiny (~4 MB at F16, 2 layers), small (~220 MB at F16, 8 layers) or medium (~1.9 GB at F16, 16 layers, 32k vocabulary; needs ~4 GB of RAM to make).")] = SampleSize.TINY,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights and vocabulary.")] = 0,

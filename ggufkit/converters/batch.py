@@ -6,7 +6,6 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from ggufkit.converters.engine import ConvertReport, ProgressFn, convert_legacy
@@ -15,15 +14,7 @@ from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.formats.detect import sniff
 
 
-@dataclass
-class BatchItem:
-    input: str
-    output: str
-    status: str  # "converted" | "skipped" | "failed"
-    message: str = ""
-    file_type: str | None = None
-    bytes: int = 0
-    seconds: float = 0.0
+BatchItem = ConvertReport  # one schema for one file and a batch (`convert --json`)
 
 
 def output_name(src: Path) -> str:
@@ -33,18 +24,25 @@ def output_name(src: Path) -> str:
     return name + ".gguf"
 
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; a directory stands for the legacy model files directly inside it."""
+def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to convert, files passed over). Files named are converted (one that is not a legacy model then
+    fails, with its reason); a directory stands for the legacy model files directly inside it, and its other
+    files (GGUF, text, ...) are passed over, listed as skipped, not failed. Extra parts (NAME.bin.1 beside
+    NAME.bin) are read with their first part; hidden files are ignored."""
     files: list[Path] = []
+    passed: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and not _is_extra_part(f) and _is_legacy(f))
+            listed = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and not _is_extra_part(f))
+            found = [f for f in listed if _is_legacy(f)]
             if not found:
-                raise BadInputError("no legacy GGML/GGJT model files in this directory", p)
+                raise BadInputError("a directory stands for the legacy model files (GGML, GGMF, GGJT) directly "
+                                    "inside it, and this one holds none", p)
             files.extend(found)
+            passed.extend(f for f in listed if f not in found)
         else:
             files.append(p)
-    return files
+    return files, passed
 
 
 def _is_extra_part(path: Path) -> bool:
@@ -75,13 +73,12 @@ def convert_batch(pairs: list[tuple[Path, Path]], options: ConvertOptions, jobs:
         src, out = pair
         started = time.perf_counter()
         if out.exists() and not force:
-            item = BatchItem(str(src), str(out), "skipped", "output exists (--force overwrites)")
+            item = ConvertReport(str(src), str(out), "skipped", "output exists (--force overwrites)")
         else:
             try:
-                r: ConvertReport = convert_legacy(src, out, options, force=force, on_progress=on_progress)
-                item = BatchItem(str(src), str(out), "converted", "", r.file_type, r.bytes, r.seconds)
+                item = convert_legacy(src, out, options, force=force, on_progress=on_progress)
             except GgufkitError as e:
-                item = BatchItem(str(src), str(out), "failed", e.message, None, 0, time.perf_counter() - started)
+                item = ConvertReport(str(src), str(out), "failed", e.message, seconds=time.perf_counter() - started)
         if on_done is not None:
             on_done(item)
         return item

@@ -50,15 +50,21 @@ class TensorPlan:
 
 @dataclass
 class ConvertReport:
+    """One file's conversion: `convert --json` prints it for one file, and a list of them for a batch (one
+    schema), where skipped and failed files carry their status and message and empty figures."""
+
     input: str
     output: str
-    file_type: str | None
-    tensors: int
-    bytes: int
-    seconds: float
+    status: str = "converted"  # "converted" | "skipped" | "failed"
+    message: str = ""  # why it was skipped or failed
+    file_type: str | None = None
+    tensors: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)  # what the legacy file lacked, and where it came from
     conversion: dict[str, Any] = field(default_factory=dict)  # source format, what happened to the blocks, loss
     verified: dict[str, Any] | None = None  # --verify: what was compared and the largest difference
+    warnings: list[str] = field(default_factory=list)  # e.g. an unknown file type in the header
 
 
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
@@ -110,13 +116,16 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
             from ggufkit.converters.verify import verify
 
             verified = verify(m, plans, tmp)
+    file_type = ftype_name(_file_type(m, plans))
+    warnings = [] if m.ftype in LEGACY_FTYPES else [
+        f"the header's file type {m.ftype} is unknown to llama.cpp: wrote {file_type}, what the tensors hold"]
     return ConvertReport(
-        str(src), str(out), ftype_name(_file_type(m, plans)), len(m.tensors), sum(p.out_nbytes for p in plans),
-        time.perf_counter() - started,
-        {"context_length": meta.context_length, _eps_name(m): meta.eps, "eps_name": _eps_name(m),
-         "rope_freq_base": meta.rope_freq_base, "head_count_kv": n_head_kv, "sources": meta.sources,
-         "tokenizer": tokenizer},
-        conversion, verified,
+        str(src), str(out), file_type=file_type, tensors=len(m.tensors), bytes=sum(p.out_nbytes for p in plans),
+        seconds=time.perf_counter() - started,
+        metadata={"context_length": meta.context_length, _eps_name(m): meta.eps, "eps_name": _eps_name(m),
+                  "rope_freq_base": meta.rope_freq_base, "head_count_kv": n_head_kv, "sources": meta.sources,
+                  "tokenizer": tokenizer},
+        conversion=conversion, verified=verified, warnings=warnings,
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ggufkit.errors import BadInputError
+from ggufkit.fsutil import make_dir
 from ggufkit.quantize import CHILD
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_
         return [output]
     if out_dir is None and dry_run:
         return [None] * len(qtypes)
+    if out_dir is not None and not dry_run:
+        make_dir(out_dir)  # a new folder, as users expect of --out-dir
     where = out_dir if out_dir is not None else model.parent
     return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
 

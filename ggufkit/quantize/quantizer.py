@@ -108,7 +108,7 @@ def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: con
     beside = next((out.parent for _, out in targets if out is not None), None)
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".ggufkit-convert-", dir=beside)))
     converted = work / f"{src.stem}.gguf"
-    model, label = convert_checked(src, converted)
+    model, label = convert_checked(src, converted, on_notice)
     if on_notice is not None:  # after success, so a failure is one line
         on_notice(f"{src}: legacy {label} file, converted to a temporary GGUF first")
     return converted, model

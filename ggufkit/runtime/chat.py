@@ -19,7 +19,7 @@ from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.fsutil import atomic_output, read_text
 from ggufkit.runtime.generate import DoneEvent, Event, stream
 from ggufkit.runtime.model import Model
-from ggufkit.runtime.params import SamplingParams, StopParams
+from ggufkit.runtime.params import SAMPLING_KEYS, SamplingParams, StopParams
 from ggufkit.runtime.sampler import Sampler, build_sampler
 from ggufkit.runtime.templates import ChatTemplate, Message
 
@@ -56,7 +56,12 @@ class ChatSession:
             except ValueError:
                 raise BadInputError(f"max_tokens: {value!r} is not an int") from None
             return
-        self.set_sampling(self.sampling.with_value(name, value))
+        try:
+            self.set_sampling(self.sampling.with_value(name, value))
+        except BadInputError as e:
+            if e.message.startswith("unknown sampling parameter"):  # /set also takes max_tokens: list it as /help does
+                raise BadInputError(f"unknown parameter {name!r} (one of: {', '.join([*SAMPLING_KEYS, 'max_tokens'])})") from None
+            raise
 
     def set_system(self, text: str | None) -> None:
         rest = [m for m in self.messages if m["role"] != "system"]

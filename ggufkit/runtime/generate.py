@@ -46,7 +46,8 @@ class DoneEvent:
     n_prompt_eval: int  # prompt tokens actually evaluated this time
     n_generated: int
     prompt_ms: float
-    gen_ms: float
+    gen_ms: float  # the generation loop: every token sampled, all but a last one that ended it decoded
+    n_decoded: int = 0  # tokens decoded in gen_ms (n_generated, or one fewer: the last is never decoded)
     tokens: list[int] = field(default_factory=list)  # generated token ids
     kv_tokens: list[int] = field(default_factory=list)  # what the KV cache holds now, in order
 
@@ -56,7 +57,9 @@ class DoneEvent:
 
     @property
     def gen_tps(self) -> float:
-        return self.n_generated * 1000 / self.gen_ms if self.gen_ms > 0 else 0.0
+        """Decoded tokens per second of the loop, as llama-bench's tg counts the tokens it decodes: counting
+        the last sampled token too (never decoded) read 1/n too fast."""
+        return self.n_decoded * 1000 / self.gen_ms if self.gen_ms > 0 else 0.0
 
 
 Event = TokenEvent | DoneEvent
@@ -105,6 +108,7 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
     generated: list[int] = []
     shown: list[str] = []
     reason: StopReason | None = StopReason.LENGTH if max_tokens == 0 else None
+    n_decoded = 0
     while reason is None:
         if cancel is not None and cancel.is_set():
             reason = StopReason.INTERRUPTED
@@ -134,6 +138,7 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
         one[0] = tok
         _check_decode(model, decode(ctx, batch))
         kv.append(tok)
+        n_decoded += 1
     t2 = time.perf_counter()
 
     tail = utf8.decode(b"", True)
@@ -144,7 +149,7 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
         yield TokenEvent(-1, tail)
     yield DoneEvent(
         text="".join(shown), stop_reason=reason, n_prompt=len(prompt), n_prompt_eval=len(prompt) - n_reuse,
-        n_generated=len(generated), prompt_ms=(t1 - t0) * 1000, gen_ms=(t2 - t1) * 1000,
+        n_generated=len(generated), prompt_ms=(t1 - t0) * 1000, gen_ms=(t2 - t1) * 1000, n_decoded=n_decoded,
         tokens=generated, kv_tokens=kv,
     )
 

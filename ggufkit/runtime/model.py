@@ -150,9 +150,12 @@ def load(params: LoadParams) -> Model:
         raise
     load_ms = (time.perf_counter() - t0) * 1000
     vocab = L.llama_model_get_vocab(model)
+    n_ctx = L.llama_n_ctx(ctx)
+    if params.n_ctx > 0 and n_ctx != params.n_ctx:  # llama.cpp pads to a multiple of 256, at least 256
+        warnings.append(f"--ctx {params.n_ctx}: llama.cpp made the context {n_ctx} tokens (a multiple of 256)")
     return Model(
         params=params, model=model, ctx=ctx, vocab=vocab, n_vocab=L.llama_vocab_n_tokens(vocab),
-        n_ctx=L.llama_n_ctx(ctx), load_ms=load_ms,
+        n_ctx=n_ctx, load_ms=load_ms,
         warnings=warnings, warmup_ms=warmup_ms, devices=devices,
         all_on_gpu=not params.rpc and (ngl < 0 or ngl > L.llama_model_n_layer(model)), _lora=lora, _pool=pool,
     )

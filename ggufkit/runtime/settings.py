@@ -8,7 +8,6 @@ The layers, lowest first: these defaults, a preset, the flags given on the comma
 
 from __future__ import annotations
 
-import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -16,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit.errors import BadInputError
+# One thread per CPU that is free when the run starts (cpuload.py says why not one per core); re-exported.
+from ggufkit.runtime.cpuload import default_threads  # noqa: F401
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed per run
 ALL_LAYERS = -1  # n_gpu_layers: every layer
-
-
-def default_threads() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -47,7 +44,7 @@ class RunSettings:
     stop: tuple[str, ...] = ()
     # loading
     ctx: int = 4096  # 0 = the model's training context
-    threads: int | None = None  # None = every core (default_threads)
+    threads: int | None = None  # None = one per free CPU (default_threads)
     batch: int = 512
     gpu_layers: int | str = 0  # N, or "all"
     mmap: bool = True

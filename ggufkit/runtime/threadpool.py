@@ -2,6 +2,10 @@
 
 Without it ggml builds a throwaway pool for every graph, i.e. creates and joins threads on every
 generated token. llama-cpp-python does not bind these calls yet, so they are declared here.
+
+In llama-cpp-python's builds (GGML_OPENMP, libgomp) ggml runs the graph in an OpenMP team: the pool's
+`poll`, `prio` and `strict_cpu` are then unused, and how threads wait at ggml's barriers is libgomp's
+spin count, which openmp.py sets. Under load the pool's thread count is what matters (cpuload.py).
 """
 
 from __future__ import annotations

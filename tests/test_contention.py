@@ -1,0 +1,62 @@
+"""Thread count and wait policy on a busy machine (issue 17): measured, never assumed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ggufkit.runtime import cpuload, openmp
+
+
+@pytest.mark.parametrize("free, allowed, threads", [
+    (2.0, 2, 2), (1.8, 2, 2), (1.6, 2, 1), (1.0, 2, 1), (0.0, 2, 1), (15.9, 16, 16), (12.2, 16, 12), (40.0, 16, 16),
+])
+def test_threads_for_counts_cpus_that_are_mostly_free(free, allowed, threads):
+    assert cpuload.threads_for(free, allowed) == threads
+
+
+def test_busy_processes_on_every_cpu_leave_one_thread():
+    n = len(cpuload.allowed_cpus())
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.2)
+        free = cpuload.free_cpus(cpuload.snapshot(), 0.5)
+    finally:
+        for p in loops:
+            p.kill()
+            p.wait()
+    assert 0 <= free < 0.7 and cpuload.threads_for(free, n) == 1
+
+
+def test_own_work_is_not_counted_as_load():
+    start = cpuload.snapshot()
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # this process keeps one CPU busy: that is not someone else's load
+        pass
+    free = cpuload.free_cpus(start)
+    others = len(cpuload.allowed_cpus()) - free
+    assert 0 <= free <= len(cpuload.allowed_cpus())
+    busy_before = len(cpuload.allowed_cpus()) - cpuload.free_cpus(cpuload.snapshot(), 0.3)
+    assert others <= busy_before + 0.6  # within the noise of others' load, not +1 CPU of our own
+
+
+def test_a_short_spin_only_when_threads_outnumber_free_cpus():
+    n = len(cpuload.allowed_cpus())
+    env: dict[str, str] = {}
+    assert openmp.configure(n, float(n), env) is None and env == {}  # idle: libgomp's default spin
+    assert openmp.configure(1, 0.0, env) is None  # one thread never waits at a barrier
+    assert openmp.configure(n + 1, float(n), env) == "100" and env == {"GOMP_SPINCOUNT": "100"}
+    user = {"OMP_WAIT_POLICY": "active"}
+    assert openmp.configure(n + 1, 0.0, user) is None and user == {"OMP_WAIT_POLICY": "active"}
+
+
+def test_threads_given_are_obeyed_and_the_default_fits_the_machine(cli, samples):
+    model = samples.gguf("q4_0")
+    forced = cli("run", model, "-p", "hi", "-n", "2", "-v", "-t", "3")
+    assert forced.code == 0 and "threads 3," in forced.err
+    default = cli("run", model, "-p", "hi", "-n", "2", "-v")
+    n = int(default.err.split("threads ")[1].split(",")[0])
+    assert 1 <= n <= len(cpuload.allowed_cpus())
