@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ggufkit.errors import BadInputError
@@ -25,9 +26,9 @@ def plot(r: EvalResult, out: Path) -> None:
     ys = [m.ppl if one else (m.vs_base["kld_mean"] if m.vs_base else 0.0) for m in r.models]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.plot(xs, ys, "o")
-    for x, y, m in zip(xs, ys, r.models):
-        ax.annotate(Path(m.path).name if m.vs_base else f"{Path(m.path).name} (base)", (x, y),
-                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+    for x, y, label in zip(xs, ys, labels(r)):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.margins(x=0.12, y=0.1)
     if not one and all(y > 0 for y in ys[1:]):
         ax.set_yscale("symlog", linthresh=min(y for y in ys[1:]) / 2)
     ax.set_xlabel("file size (MiB)")
@@ -38,3 +39,16 @@ def plot(r: EvalResult, out: Path) -> None:
     with atomic_output(out) as tmp:
         fig.savefig(tmp, format=out.suffix.lower().lstrip("."))
     plt.close(fig)
+
+
+def labels(r: EvalResult) -> list[str]:
+    """Names short enough to read on a chart: what the file names do not share (`Q4_K_M` of
+    `model.F16-Q4_K_M.gguf` beside `model.F16.gguf`), the base marked."""
+    stems = [Path(m.path).name.removesuffix(".gguf") for m in r.models]
+    shared = os.path.commonprefix(stems) if len(stems) > 1 else ""
+    shared = shared[:max(shared.rfind(c) for c in ".-_") + 1]  # cut at a separator: "model." not "model.F1"
+    out = []
+    for stem, m in zip(stems, r.models):
+        short = stem[len(shared):] or stem
+        out.append(f"{short} (base)" if m.vs_base is None else short)
+    return out
