@@ -12,6 +12,12 @@ from ggufkit.errors import LlamaFailure
 from ggufkit.runtime.model import Model
 
 
+# llama.cpp keeps a decoded batch's logits twice (graph output, logits buffer): cap what one batch of
+# scored positions may hold, so a 262k vocabulary decodes 128 at a time and a small one the whole half
+# at once (one batch is fastest).
+LOGITS_BUDGET = 256 << 20
+
+
 class ChunkRunner:
     """Decodes chunks of `n_ctx` tokens on one model; reuses one llama_batch."""
 
@@ -29,29 +35,41 @@ class ChunkRunner:
             self.L.llama_batch_free(self.batch)
             self.batch = None
 
-    def logits(self, tokens: list[int]) -> np.ndarray:
-        """float32 logits (n_ctx - first, n_vocab) of positions first..n_ctx-1; a view into llama.cpp's buffer,
-        valid until the next decode."""
-        L, b, n = self.L, self.batch, len(tokens)
-        assert n == self.n_ctx
-        L.llama_memory_clear(L.llama_get_memory(self.model.ctx), True)
-        for i, t in enumerate(tokens):
-            b.token[i] = t
-            b.pos[i] = i
-            b.n_seq_id[i] = 1
-            b.seq_id[i][0] = 0
-            b.logits[i] = i >= self.first
-        b.n_tokens = n
+    def spans(self) -> list[tuple[int, int]]:
+        """The scored half in pieces whose logits fit LOGITS_BUDGET (at a 262k vocabulary, all 256 rows
+        would be 2 x 268 MB), at least 32 positions each."""
+        step = max(32, min(self.n_ctx - self.first, LOGITS_BUDGET // (8 * self.model.n_vocab)) // 32 * 32)
+        return [(s, min(s + step, self.n_ctx)) for s in range(self.first, self.n_ctx, step)]
+
+    def decode(self, tokens: list[int], start: int, end: int) -> np.ndarray | None:
+        """Decode positions start..end-1 of the chunk `tokens` (start 0 clears the cache first); returns
+        their float32 logits (end - start, n_vocab) when they are scored (start >= first), a view into
+        llama.cpp's buffer valid until this model's next decode."""
+        L, b = self.L, self.batch
+        assert len(tokens) == self.n_ctx
+        if start == 0:
+            L.llama_memory_clear(L.llama_get_memory(self.model.ctx), True)
+        scored = start >= self.first
+        for i in range(start, end):
+            k = i - start
+            b.token[k] = tokens[i]
+            b.pos[k] = i
+            b.n_seq_id[k] = 1
+            b.seq_id[k][0] = 0
+            b.logits[k] = scored
+        b.n_tokens = end - start
         started = time.perf_counter()
         rc = L.llama_decode(self.model.ctx, b)
         if rc != 0:
             raise LlamaFailure(f"llama.cpp could not decode a chunk (llama_decode returned {rc})", self.model.params.path)
         L.llama_synchronize(self.model.ctx)
         self.seconds += time.perf_counter() - started
-        self.tokens += n
+        self.tokens += end - start
+        if not scored:
+            return None
         ptr = L.llama_get_logits(self.model.ctx)
-        rows = n - self.first
-        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(rows, self.model.n_vocab))
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
+                                     shape=(end - start, self.model.n_vocab))
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

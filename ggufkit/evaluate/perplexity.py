@@ -8,9 +8,11 @@ second half of each chunk is scored, logits at position i predicting token i+1.
 
 Memory: llama-perplexity's KL mode runs the base first and writes every scored token's log-probabilities
 to a file (gigabytes for a large vocabulary), then runs each model against that file. Here every model
-is open at once and the text is walked chunk by chunk: the base's log-probabilities of one chunk
-(n_ctx/2 x n_vocab float32: 100 MB at a 200k vocabulary) are the largest array, each other model is
-compared against them 32 rows at a time, and per token only four numbers are kept (see stats.py).
+is open at once and the text is walked chunk by chunk: every model decodes the first half of a chunk,
+then the scored half into its own context's logits buffer, in pieces small enough for a large
+vocabulary (logits.LOGITS_BUDGET: 128 positions at 262k tokens), and the models are compared with
+the base 32 rows at a time: our own largest arrays are 32 x n_vocab, and per scored token only four
+numbers are kept (see stats.py).
 """
 
 from __future__ import annotations
@@ -129,20 +131,27 @@ def _run(opened: list[_Open], text: str, text_name: str, ctx: int, max_chunks: i
 
 
 def _score_chunk(opened: list[_Open], chunk: list[int], targets: np.ndarray) -> None:
-    n = len(targets)
-    logits = opened[0].runner.logits(chunk)
-    lp_base = np.empty((n, logits.shape[1]), np.float32)
-    for r in range(0, n, ROWS):
-        lp_base[r:r + ROWS] = log_softmax(logits[r:min(r + ROWS, n)])
-    opened[0].tally.nll.append(chunk_scores(lp_base, targets))
-    for o in opened[1:]:
-        logits = o.runner.logits(chunk)
-        parts = []
-        for r in range(0, n, ROWS):
-            s = slice(r, min(r + ROWS, n))
-            lp = log_softmax(logits[s])
-            parts.append((chunk_scores(lp, targets[s]), *compare_rows(lp_base[s], lp, targets[s])))
-        nll, kld, dp, same = (np.concatenate(x) for x in zip(*parts))
+    """Every model decodes the unscored first half, then each piece of the scored half in turn (each keeps
+    its logits in its own context), and the pieces are compared ROWS at a time: no log-probabilities for
+    a whole chunk ever exist at once."""
+    runner = opened[0].runner
+    for o in opened:
+        o.runner.decode(chunk, 0, runner.first)
+    parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in opened]
+    n = len(targets)  # positions first .. n_ctx-2 predict targets; the last position predicts nothing
+    for start, end in runner.spans():
+        logits = [o.runner.decode(chunk, start, end) for o in opened]
+        for r in range(start - runner.first, min(end - runner.first, n), ROWS):
+            s = slice(r, min(r + ROWS, end - runner.first, n))
+            local = slice(s.start - (start - runner.first), s.stop - (start - runner.first))
+            lp_base = log_softmax(logits[0][local])
+            parts[0].append((chunk_scores(lp_base, targets[s]),))
+            for k in range(1, len(opened)):
+                lp = log_softmax(logits[k][local])
+                parts[k].append((chunk_scores(lp, targets[s]), *compare_rows(lp_base, lp, targets[s])))
+    opened[0].tally.nll.append(np.concatenate([p[0] for p in parts[0]]))
+    for o, got in zip(opened[1:], parts[1:]):
+        nll, kld, dp, same = (np.concatenate(x) for x in zip(*got))
         o.tally.nll.append(nll)
         o.tally.kld.append(kld.astype(np.float32))
         o.tally.dp.append(dp.astype(np.float32))
