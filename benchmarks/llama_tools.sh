@@ -26,7 +26,7 @@ if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
   FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
 TARGETS="llama-quantize llama-bench llama-perplexity"
-[ "$VARIANT" = rpc ] && TARGETS="llama-bench rpc-server"
+[ "$VARIANT" = rpc ] && TARGETS="llama-bench ggml-rpc-server"  # tools/rpc builds its program as ggml-rpc-server
 STAMP="shared release flags=[$FLAGS] targets=[$TARGETS]${EXTRA:+ extra=[$EXTRA]}"  # a cache built another way is rebuilt
 
 built() {

@@ -100,7 +100,7 @@ def main() -> dict:
     ours_program: list[float] = []
     if bin_dir is not None:  # the same clients against llama.cpp's rpc-server program
         port = _free_port()
-        with server([str(bin_dir / "rpc-server"), "-H", "127.0.0.1", "-p", str(port), "-t", str(threads)], port) as ep:
+        with server([str(bin_dir / "ggml-rpc-server"), "-H", "127.0.0.1", "-p", str(port), "-t", str(threads)], port) as ep:
             for _ in range(2):
                 ours_program.append(ggufkit_rows(model, ep, threads)[1])
                 ref_program.append(llama_bench_tg(bin_dir, model, threads, ep))
