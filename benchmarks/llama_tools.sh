@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own llama-quantize, llama-bench and llama-perplexity from the sources vendored in the llama-cpp-python
+# Build llama.cpp's own llama-quantize, llama-bench, llama-perplexity, llama-imatrix and llama-gguf-split from the sources vendored in the llama-cpp-python
 # sdist of the version pyproject.toml pins, so benchmarks compare ggufkit with the exact same llama.cpp.
 # Built once into ~/.cache/ggufkit/llama-tools/<version>/ (outside the repo) and reused; prints the bin dir.
 # `llama_tools.sh rpc`: llama-bench and rpc-server built with the RPC backend (-DGGML_RPC=ON), the reference
@@ -25,7 +25,7 @@ FLAGS=""
 if [ "$(uname -m)" = x86_64 ] && [ "${GGUFKIT_AMX:-off}" = off ]; then
   FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
-TARGETS="llama-quantize llama-bench llama-perplexity"
+TARGETS="llama-quantize llama-bench llama-perplexity llama-imatrix llama-gguf-split"
 [ "$VARIANT" = rpc ] && TARGETS="llama-bench ggml-rpc-server"  # tools/rpc builds its program as ggml-rpc-server
 STAMP="shared release flags=[$FLAGS] targets=[$TARGETS]${EXTRA:+ extra=[$EXTRA]}"  # a cache built another way is rebuilt
 
