@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import llama_cpp  # noqa: F401  before numpy (gguf-py): a CUDA build segfaulted in model load the other way round
 import pytest
 
 from ggufkit.samples.legacy import export_legacy, quantize_legacy

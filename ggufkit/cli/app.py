@@ -46,6 +46,7 @@ def _debug_option() -> click.Option:
         state = ctx.find_object(_Debug)
         if value and state is not None:
             state.on = True
+            os.environ["GGUFKIT_DEBUG"] = "1"  # the core and child processes see it too (runtime/abort.py)
             if state.quiet_ggml:
                 os.environ.pop("GGML_NO_BACKTRACE", None)
 
@@ -99,9 +100,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """ggufkit: llama.cpp model files from the shell."""
+    if ctx.invoked_subcommand:  # named in the one line a crash inside llama.cpp becomes (runtime/abort.py)
+        os.environ["GGUFKIT_COMMAND"] = ctx.invoked_subcommand
 
 
 app.command("inspect")(inspect_cmd.inspect)

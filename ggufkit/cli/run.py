@@ -106,9 +106,6 @@ def run(
     }
     settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
     openmp.configure(settings.n_threads, cpuload.measured_free())  # before llama.cpp loads (openmp.py says why)
-    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
-    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
-    import llama_cpp  # noqa: F401
 
     from ggufkit.cli.run_chat import chat_loop
     from ggufkit.runtime import abort, llama_log

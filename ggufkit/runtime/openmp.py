@@ -12,15 +12,17 @@ the same short spin costs ~35 % (threads fall asleep between the operations of a
 set only when the threads outnumber the free CPUs (cpuload.py), i.e. when a `--threads` given by
 the user asks for more than the machine has free; the default thread count never does.
 
-libgomp reads its environment once, when it is loaded, so this runs before `import llama_cpp`, in
-the process that runs the model. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+libgomp reads its environment once, when it is loaded with llama.cpp's libraries, so this runs before
+they load — before the first import of numpy, which loads them (ggufkit/loadorder.py) — in the process
+that runs the model. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import MutableMapping
+
+from ggufkit import loadorder
 
 CROWDED_SPIN_COUNT = "100"
 
@@ -36,7 +38,7 @@ def configure(n_threads: int, free_cpus: float, environ: MutableMapping[str, str
     """Set libgomp's spin count for `n_threads` threads on a machine with `free_cpus` free; return it, or
     None when the default stays (enough free CPUs, the user chose a policy, or llama.cpp is loaded already)."""
     env = os.environ if environ is None else environ
-    if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env or (environ is None and "llama_cpp" in sys.modules):
+    if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env or (environ is None and loadorder.loaded()):
         return None
     if not crowded(n_threads, free_cpus):
         return None
