@@ -12,6 +12,8 @@ from ggufkit.choices import Choice
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+# the model-running commands beside `run` (eval, quantize --eval, ...): a number of layers or 'all', as run
+GpuLayersOpt = Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to a GPU (a number or 'all'), as `run`.")]
 
 
 class ChoiceType(click.Choice):

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt, complete_quant_types
+from ggufkit.cli.common import ForceOpt, GpuLayersOpt, JsonOpt, QuietOpt, complete_quant_types
 from ggufkit.cli.output import human_bytes, notice, print_json, table
 from ggufkit.quantize.job import QuantizeJob, run_job
+from ggufkit.runtime.settings import RunSettings
 
 _ADV = "llama-quantize options"
 
@@ -34,6 +35,7 @@ def quantize(
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
     eval_text: Annotated[Optional[Path], typer.Option("--eval", help="After quantizing, score every output against the input on this text file ('default': the text `ggufkit eval` uses without -f) and add PPL, KLD and top-token agreement to the report.", show_default=False)] = None,
     eval_chunks: Annotated[Optional[int], typer.Option("--eval-chunks", help="With --eval: stop after this many chunks of 512 tokens.", show_default=False)] = None,
+    gpu_layers: GpuLayersOpt = str(RunSettings.gpu_layers),
     force: ForceOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -62,8 +64,14 @@ def quantize(
         from ggufkit.cli.progress import count_bar
         from ggufkit.quantize.job import add_quality
 
+        from ggufkit.runtime.params import LoadParams
+        from ggufkit.runtime.settings import default_threads, parse_gpu_layers
+
+        assert job.model is not None
+        load = LoadParams(job.model, n_threads=default_threads(), n_gpu_layers=parse_gpu_layers(gpu_layers))
         with count_bar(0, "eval", "chunk", quiet or json_) as bar:
-            add_quality(job, reports, None if str(eval_text) == "default" else eval_text, chunks=eval_chunks, on_notice=None if quiet else notice, on_chunk=bar)
+            add_quality(job, reports, None if str(eval_text) == "default" else eval_text, chunks=eval_chunks,
+                        load=load, on_notice=None if quiet else notice, on_chunk=bar)
     if json_:
         print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
     elif not quiet:

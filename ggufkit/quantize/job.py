@@ -20,6 +20,7 @@ from ggufkit.quantize import CHILD
 if TYPE_CHECKING:
     from ggufkit.quantize.quant_types import QuantType
     from ggufkit.quantize.report import QuantizeReport
+    from ggufkit.runtime.params import LoadParams
 
 # (target type name, tensors done, tensor count, tensor name)
 TypeTensorFn = Callable[[str, int, int, str], None]
@@ -100,7 +101,7 @@ QUALITY_KEYS = ("ppl", "ppl_err", "kld_mean", "kld_err", "kld_p99", "same_top", 
 
 
 def add_quality(job: QuantizeJob, reports: list[QuantizeReport], text: Path | None, ctx: int = 512,
-                chunks: int | None = None, on_notice: Callable[[str], None] | None = None,
+                chunks: int | None = None, load: LoadParams | None = None, on_notice: Callable[[str], None] | None = None,
                 on_chunk: Callable[[int, int], None] | None = None) -> str:
     """`quantize --eval`: each output scored against the input in one `eval` pass; returns the text's name."""
     from ggufkit.evaluate.perplexity import evaluate
@@ -111,7 +112,7 @@ def add_quality(job: QuantizeJob, reports: list[QuantizeReport], text: Path | No
         raise BadInputError("--eval needs written outputs (not --dry-run, not --keep-split)")
     body, name = load_text(text)
     assert job.model is not None
-    result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks,
+    result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks, load,
                       on_notice=on_notice, on_chunk=on_chunk)
     for r, m in zip(outputs, result.models[1:]):
         v = m.vs_base or {}
