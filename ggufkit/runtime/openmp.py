@@ -6,7 +6,7 @@ thread that reaches a barrier spin up to 300,000 rounds before it sleeps. While 
 CPU of its own that is the fastest wait (a barrier is met within microseconds). When there are more
 threads than free CPUs, a thread waits at every barrier for one that is descheduled, spinning away
 the time slice the other needs: on 2 cores beside one busy process, `-t 2` generated 4-8 t/s where
-`-t 1` made 50-200 (README, "Speed under load"). A thread that spins only ~100 rounds and then
+`-t 1` made 50-200 (docs/benchmarks.md, "Speed under load"). A thread that spins only ~100 rounds and then
 sleeps lets the descheduled one run: measured there, `-t 2` then made 64-175 t/s. On an idle machine
 the same short spin costs ~35 % (threads fall asleep between the operations of a token), so it is
 set only when the threads outnumber the free CPUs (cpuload.py), i.e. when a `--threads` given by
