@@ -35,7 +35,12 @@ def run_several(specs: list[Path], settings: RunSettings, text: str | None, *, i
             from ggufkit.cli.run_group import group_chat_loop
             from ggufkit.runtime.group_chat import GroupChat
 
-            group_chat_loop(GroupChat(ensemble, shared=group), text, stats=stats)
+            chat = GroupChat(ensemble, shared=group)
+            if settings.rpc:  # a lost server ends the process (llama.cpp aborts): the conversation is kept
+                from ggufkit.cli.run import _rescue
+
+                abort.add_last_words(lambda: _rescue(chat))
+            group_chat_loop(chat, text, stats=stats)
         else:
             _one_shot(ensemble, text or "", json_out, stats, verbose)
     return 0

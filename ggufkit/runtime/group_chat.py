@@ -34,6 +34,11 @@ class GroupChat:
         return self.ensemble.members
 
     @property
+    def messages(self) -> list[Entry]:
+        """The transcript (as a one-model chat's messages: what a rescue on an abort saves)."""
+        return self.entries
+
+    @property
     def mode(self) -> str:
         return "group" if self.shared else "side-by-side"
 
