@@ -8,10 +8,10 @@ notices go to stderr. Slash commands act on every model; `/to NAME TEXT` asks on
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ggufkit.cli.output import notice, stats_line
 from ggufkit.cli.run_chat import HELP, _Interrupts, _read_line, _show
+from ggufkit.cli.run_chat import _command as _session_command
 from ggufkit.errors import GgufkitError
 from ggufkit.runtime.chat import TurnsDropped
 from ggufkit.runtime.generate import DoneEvent, StopReason, TokenEvent
@@ -111,12 +111,11 @@ def _after(m: Member, done: DoneEvent, stats: bool) -> None:
 
 
 def _command(chat: GroupChat, line: str, irq: _Interrupts, stats: bool) -> bool:
-    """Run one slash command; False ends the chat."""
+    """Run one slash command; False ends the chat. The commands of a one-model chat are run_chat's: a
+    GroupChat does what they ask of a session (reset, set_system, set_param, save, load) for every model."""
     name, _, arg = line.partition(" ")
     arg = arg.strip()
     out = sys.stdout
-    if name in ("/exit", "/bye", "/quit"):
-        return False
     if name in ("/help", "/?"):
         out.write(GROUP_HELP + "\n")
     elif name == "/to":
@@ -125,35 +124,13 @@ def _command(chat: GroupChat, line: str, irq: _Interrupts, stats: bool) -> bool:
             notice("usage: /to NAME TEXT")
         else:
             _turn(chat, text.strip(), chat.find(who), irq, stats)
-    elif name == "/reset":
-        chat.reset()
-        notice("conversation cleared")
-    elif name == "/system":
-        chat.set_system(arg or None)
-        notice("system prompt set" if arg else "system prompt removed")
-    elif name == "/set":
-        param, _, value = arg.partition(" ")
-        if not param or not value.strip():
-            notice("usage: /set PARAM VALUE (see /help)")
-        else:
-            chat.set_param(param, value.strip())
-            notice(f"{param} = {value.strip()}")
     elif name == "/show":
         loading = "together" if chat.ensemble.together else "one at a time"
         out.write(f"mode:      {chat.mode}, {len(chat.entries)} messages; models loaded {loading}\n")
         for m in chat.members:
             assert m.chat is not None
             out.write(f"[{m.number}: {m.name}]\n{_show(m.chat)}\n")
-    elif name in ("/save", "/load"):
-        if not arg:
-            notice(f"usage: {name} FILE")
-        elif name == "/save":
-            chat.save(Path(arg).expanduser())
-            notice(f"saved {len(chat.entries)} messages to {arg}")
-        else:
-            chat.load(Path(arg).expanduser())
-            notice(f"loaded {len(chat.entries)} messages from {arg}")
     else:
-        notice(f"unknown command {name} (/help lists them)")
+        return _session_command(chat, line, sys.stdin.isatty())
     out.flush()
     return True
