@@ -188,6 +188,8 @@ def test_memory_plan_fits_small_models_and_can_be_forced(samples):
     assert p.together and p.reason is None and p.gpu_need == 0 and 0 < p.ram_need < (p.ram_free or 1 << 62)
     p = plan([(g, RunSettings())], environ={ONE_AT_A_TIME_ENV: "1"})
     assert not p.together and ONE_AT_A_TIME_ENV in p.reason
+    remote = plan([(g, RunSettings(rpc=("127.0.0.1:9",), gpu_layers="all"))], environ={})  # nothing connects
+    assert remote.together and remote.ram_need == remote.gpu_need == 0  # every layer on the servers
     huge = RunSettings(ctx=1 << 40)  # an estimate no machine holds
     p = plan([(g, huge)], environ={})
     assert p.ram_free is None or (not p.together and "RAM" in p.reason)

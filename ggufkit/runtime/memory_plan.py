@@ -42,9 +42,10 @@ def plan(models: Sequence[tuple[GgufFile, RunSettings]], environ: Mapping[str, s
     ram_need = gpu_need = 0
     for g, s in models:
         total = _estimate(g, s)
-        share = _gpu_share(g, s) if gpu_free is not None else 0.0
-        gpu_need += int(total * share)
-        ram_need += total - int(total * share)
+        offloaded = int(total * _offloaded_share(g, s)) if s.rpc or gpu_free is not None else 0
+        ram_need += total - offloaded
+        if not s.rpc:  # with --rpc the offloaded part is on the servers' devices (and local GPUs): not asked
+            gpu_need += offloaded
     ram_free = _ram_free()
     p = LoadPlan(True, ram_need, gpu_need, ram_free, gpu_free)
     if env.get(ONE_AT_A_TIME_ENV, "") not in ("", "0"):
@@ -68,10 +69,10 @@ def _estimate(g: GgufFile, s: RunSettings) -> int:
     return m.total_bytes if m is not None else sum(t.nbytes for t in g.tensors)
 
 
-def _gpu_share(g: GgufFile, s: RunSettings) -> float:
-    """The part of the model on a local GPU: its offloaded layers, the output layer counting as one more."""
+def _offloaded_share(g: GgufFile, s: RunSettings) -> float:
+    """The part of the model --gpu-layers offloads: its layers, the output layer counting as one more."""
     n = s.n_gpu_layers
-    if n == 0 or s.rpc:
+    if n == 0:
         return 0.0
     layers = g.arch_kv(Keys.LLM.BLOCK_COUNT)
     if n < 0 or not isinstance(layers, int) or layers <= 0:
@@ -81,9 +82,12 @@ def _gpu_share(g: GgufFile, s: RunSettings) -> float:
 
 def _gpu_free() -> int | None:
     """Free memory of the local GPUs together; None where there is none (the run then stays on the CPU)."""
+    import llama_cpp
+
     from ggufkit.errors import GgufkitError
     from ggufkit.runtime import rpc
 
+    llama_cpp.llama_backend_init()  # as model.load does before it asks ggml for devices
     try:
         gpus = rpc.local_gpus()
     except GgufkitError:
