@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -146,6 +147,42 @@ def test_several_models_on_the_gpu_answer_as_each_alone(cli, pair):
     together = cli("run", base, child, "-i", *RUN, "-ngl", "all", stdin="\n".join(TURNS) + "\n")
     assert forced.code == together.code == 0, forced.err + together.err
     assert forced.out == together.out and len(forced.out.splitlines()) == 4
+
+
+def test_pty_ctrl_c_ends_the_turn(samples, tmp_path):
+    """On a terminal: the models are named at the start; Ctrl-C stops the reply being written and the
+    models after it do not answer that turn; the chat goes on. (The tiny random samples: fast.)"""
+    pexpect = pytest.importorskip("pexpect")
+    fmt, saved = tmp_path / "format.txt", tmp_path / "chat.json"
+    fmt.write_text("USER: {{prompt}}\nBOT:")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "ggufkit", "run", str(samples.gguf("q4_k_m")), str(samples.gguf("f16")), "-i",
+                         "--temp", "0", "--template-file", str(fmt), "--ctx", "8192"],
+        env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=60)
+    try:
+        child.expect("chatting side-by-side with 1: q4_k_m .*, 2: f16 ")
+        child.expect(">>> ")
+        child.sendline("the world")  # no end of text in sight: long enough to interrupt
+        child.expect("q4_k_m: ")
+        time.sleep(0.5)
+        child.sendintr()
+        child.expect(r"q4_k_m: \(reply stopped; the turn ends here\)")
+        child.expect(">>> ")
+        child.sendline("/set max_tokens 3")
+        child.expect(">>> ")
+        child.sendline("/to f hello")
+        child.expect("f16: ")
+        child.expect(">>> ")
+        child.sendline(f"/save {saved}")
+        child.expect("saved 4 messages")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    said = [(m["role"], m.get("speaker"), m.get("to")) for m in json.loads(saved.read_text())["messages"]]
+    assert said == [("user", None, None), ("assistant", "q4_k_m", None), ("user", None, "f16"),
+                    ("assistant", "f16", None)]
 
 
 def test_views_of_one_transcript():
