@@ -25,8 +25,8 @@ def run_several(specs: list[Path], settings: RunSettings, text: str | None, *, i
     if plan.reason:
         notice(plan.reason)
     if verbose:
-        notice(f"memory: about {_gib(plan.ram_need)} of RAM needed, {_gib(plan.ram_free)} free"
-               + (f"; {_gib(plan.gpu_need)} of GPU memory, {_gib(plan.gpu_free)} free" if plan.gpu_free else ""))
+        notice(f"memory: about {_size(plan.ram_need)} of RAM needed, {_size(plan.ram_free)} free"
+               + (f"; {_size(plan.gpu_need)} of GPU memory, {_size(plan.gpu_free)} free" if plan.gpu_free else ""))
     abort.install(members[0].prepared.source)  # then each member's path while it loads and speaks
     if verbose_llama:
         llama_log.echo_to(lambda line: sys.stderr.write(line + "\n"))
@@ -114,7 +114,7 @@ def _done(m: Member, done: DoneEvent, stats: bool) -> dict[str, Any]:
             **result_json(done, model.load_ms, model.warmup_ms)}
 
 
-def _gib(n: int | None) -> str:
+def _size(n: int | None) -> str:
     from ggufkit.units import human_bytes
 
     return "unknown" if n is None else human_bytes(n)
