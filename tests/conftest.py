@@ -90,6 +90,21 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(scope="session")
+def children(tmp_path_factory):
+    """SmolLM2-135M-Instruct's F16 base quantized by llama.cpp to three types in one call: type -> its report."""
+    import json
+
+    from ggufkit import models
+
+    out = tmp_path_factory.mktemp("children")
+    r = subprocess.run([sys.executable, "-m", "ggufkit", "quantize", str(models.model_path("smollm2", f16=True)),
+                        "-t", "q8_0", "-t", "q4_k_m", "-t", "q2_k", "--out-dir", str(out), "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return {rep["type"]: rep for rep in json.loads(r.stdout)}
+
+
 def gpu_build() -> bool:
     """Whether the installed llama.cpp can offload to a local GPU (a CUDA, Metal, Vulkan or HIP build, and a
     GPU): llama_supports_gpu_offload() alone is also true for a CPU build with the RPC backend."""
