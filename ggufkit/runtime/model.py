@@ -225,6 +225,8 @@ def _new_context(L, model, params: LoadParams, n_ctx: int, lora) -> tuple[object
     cp.n_ubatch = params.n_batch
     cp.n_threads = cp.n_threads_batch = params.n_threads
     cp.no_perf = False
+    if params.eval_callback is not None:
+        cp.cb_eval = params.eval_callback
     with llama_log.capture() as log:
         ctx = L.llama_init_from_model(model, cp)
     if not ctx:

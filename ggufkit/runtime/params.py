@@ -38,6 +38,8 @@ class LoadParams:
     backend_sampling: bool | None = D.backend_sampling
     rpc: tuple[str, ...] = D.rpc  # llama.cpp rpc-servers, HOST:PORT (runtime/rpc.py)
     tensor_split: tuple[float, ...] = ()  # one proportion per offload device; () = by free memory
+    # llama.cpp's graph-evaluation callback (a ggml_backend_sched_eval_callback; imatrix/collect.py), or None
+    eval_callback: Any = None
 
     @classmethod
     def from_settings(cls, s: RunSettings, path: Path) -> LoadParams:
