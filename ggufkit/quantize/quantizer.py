@@ -42,11 +42,13 @@ def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: Quanti
 
 def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
                      force: bool = False, on_tensor: TensorFn | None = None, on_notice: NoticeFn | None = None,
-                     started: StartedChild | None = None) -> list[QuantizeReport]:
+                     started: StartedChild | None = None,
+                     on_imatrix: Callable[[Any], None] | None = None) -> list[QuantizeReport]:
     """Quantize `src` (GGUF, or a legacy file converted on the fly) to each (type, output) in turn.
 
     `started`: a child of CHILD started by the caller (its imports overlap these checks), used for the
-    first target; the caller cancels it if this raises before using it.
+    first target; the caller cancels it if this raises before using it. With `options.imatrix_text` the
+    matrix is computed first (or found in imatrix/cache.py's cache); `on_imatrix` gets its progress.
     """
     options = options or QuantizeOptions()
     kind = sniff(src)
@@ -55,6 +57,7 @@ def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], op
     input_bytes = src.stat().st_size
     with contextlib.ExitStack() as stack:
         model_path, model = (src, header) if header else _convert(src, targets, stack, on_notice)
+        options = _with_imatrix(src, model_path, model, options, on_imatrix)
         return [
             _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
                           None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
@@ -78,18 +81,27 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
                    force: bool, n_split: int) -> None:
     if not targets:
         raise BadInputError("no quantization type given")
+    if options.imatrix is not None and options.imatrix_text is not None:
+        raise BadInputError("give --imatrix FILE or --imatrix-text TEXT, not both")
+    if options.imatrix_chunks is not None and options.imatrix_text is None:
+        raise BadInputError("--imatrix-chunks goes with --imatrix-text")
     if options.imatrix is not None:
-        from ggufkit.quantize.imatrix import read_imatrix
+        from ggufkit.imatrix.files import read_matrix
 
-        read_imatrix(options.imatrix)
+        read_matrix(options.imatrix)
+    if options.imatrix_text is not None:
+        from ggufkit.imatrix.cache import resolve_text
+
+        resolve_text(options.imatrix_text)  # a missing or empty text fails now, not after the conversion
     if options.threads < 0:
         raise BadInputError(f"--threads must be 0 (all) or more, got {options.threads}")
     seen: set[Path] = set()
     for qtype, out in targets:
-        if qtype.needs_imatrix and options.imatrix is None and not options.dry_run:
+        if qtype.needs_imatrix and options.imatrix is None and options.imatrix_text is None and not options.dry_run:
             raise BadInputError(
-                f"{qtype.name} needs an importance matrix: pass --imatrix FILE (made by llama.cpp's llama-imatrix), "
-                "or pick a type that needs none (see `ggufkit quantize --list`)")
+                f"{qtype.name} needs an importance matrix: pass --imatrix FILE (from `ggufkit imatrix` or "
+                "llama-imatrix) or --imatrix-text TEXT|default (computed here, then cached), or pick a type "
+                "that needs none (see `ggufkit quantize --list`)")
         if options.dry_run:
             continue
         if out is None:
@@ -99,6 +111,26 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
         seen.add(out.resolve())
         for path in split_outputs(out, n_split) if options.keep_split else [out]:
             check_output(path, [src], force)
+
+
+def _with_imatrix(src: Path, model_path: Path, model: GgufFile, options: QuantizeOptions,
+                  on_imatrix: Callable[[Any], None] | None) -> QuantizeOptions:
+    """The options with the importance matrix to use: --imatrix-text's, computed (or found in the cache) on
+    the GGUF llama.cpp will read; either one checked against the model's tensors first."""
+    from dataclasses import replace
+
+    from ggufkit.imatrix.files import read_matrix
+    from ggufkit.imatrix.matrix import check_matches
+
+    if options.imatrix_text is not None and not options.dry_run:  # a dry run needs no matrix
+        from ggufkit.imatrix.cache import matrix_for
+
+        path = matrix_for(model_path, options.imatrix_text, chunks=options.imatrix_chunks,
+                          threads=options.threads or None, on_progress=on_imatrix)
+        options = replace(options, imatrix=path)
+    if options.imatrix is not None:
+        check_matches(read_matrix(options.imatrix), model, options.imatrix, src)
+    return options
 
 
 def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: contextlib.ExitStack,
@@ -127,7 +159,8 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
             on_tensor(event["index"], event["total"], event["name"])
 
     request = {
-        **{k: v for k, v in asdict(options).items() if k not in ("imatrix", "kv_overrides", "tensor_types")},
+        **{k: v for k, v in asdict(options).items()
+           if k not in ("imatrix", "imatrix_text", "imatrix_chunks", "kv_overrides", "tensor_types")},
         "input": str(model_path), "ftype": int(qtype.ftype), "only_copy": qtype.only_copy,
         "kv_overrides": [[o.key, o.kind, o.value] for o in options.kv_overrides],
         "tensor_types": [list(t) for t in options.tensor_types],
@@ -170,5 +203,5 @@ def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any
         if "requantizing from type" in e.message:
             e.message += " (the input is already quantized: pass --allow-requantize, at some loss of quality)"
         elif "requires an imatrix" in e.message:
-            e.message += " (some tensors get a 1-3 bit i-quant: pass --imatrix FILE)"
+            e.message += " (some tensors get a 1-3 bit i-quant: pass --imatrix FILE or --imatrix-text TEXT)"
         raise
