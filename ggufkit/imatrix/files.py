@@ -106,6 +106,15 @@ def _check_values(name: str, sums: np.ndarray, counts: np.ndarray, path: str) ->
 
 
 def _read_dat(path: str) -> Matrix:
+    try:
+        return _parse_dat(path)
+    except BadInputError as e:
+        if e.message.startswith(("not an imatrix file", "cannot open")):
+            raise
+        raise BadInputError(f"not an imatrix file: {e.message}", path) from None
+
+
+def _parse_dat(path: str) -> Matrix:
     out = Matrix(0, legacy=True)
     with Cursor.open(path) as cur:
         n_entries = cur.i32("entry count")
