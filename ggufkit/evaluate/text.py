@@ -23,7 +23,10 @@ def load_text(path: Path | None) -> tuple[str, str]:
     """(text, where it came from). Without a file: the help topics `pydoc` shows, about 465k characters,
     read from the running Python at run time (never copied into the repository)."""
     if path is not None:
-        return read_text(path, "text", MAX_TEXT_BYTES), str(path)
+        body = read_text(path, "text", MAX_TEXT_BYTES)
+        if not body.strip():
+            raise BadInputError("the text file is empty", path)
+        return body, str(path)
     from pydoc_data import topics
 
     return "\n\n".join(topics.topics[k] for k in sorted(topics.topics)), DEFAULT_TEXT_NAME
