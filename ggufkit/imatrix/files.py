@@ -109,7 +109,7 @@ def _read_dat(path: str) -> Matrix:
     try:
         return _parse_dat(path)
     except BadInputError as e:
-        if e.message.startswith(("not an imatrix file", "cannot open")):
+        if e.message.startswith(("not an imatrix file", "cannot open", "imatrix entry")):
             raise
         raise BadInputError(f"not an imatrix file: {e.message}", path) from None
 

@@ -25,8 +25,9 @@ class Field:
     what: str
 
 
-def fields_of(path: Path) -> list[Field]:
-    """Every integer field the reader reads from `path` (seed files are valid, so it reads them all)."""
+def fields_of(path: Path, imatrix: bool = False) -> list[Field]:
+    """Every integer field the reader reads from `path` (seed files are valid, so it reads them all); the
+    importance-matrix reader's for an imatrix file."""
     found: list[Field] = []
     original = cursor.Cursor.read
 
@@ -37,7 +38,12 @@ def fields_of(path: Path) -> list[Field]:
 
     cursor.Cursor.read = recording_read  # type: ignore[method-assign]
     try:
-        open_model(path)
+        if imatrix:
+            from ggufkit.imatrix.files import read_matrix
+
+            read_matrix(path)
+        else:
+            open_model(path)
     finally:
         cursor.Cursor.read = original  # type: ignore[method-assign]
     return found

@@ -37,7 +37,9 @@ SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"
          ("q4_2", "ggjt1"), ("q4_1", "ggml"), ("q8_0", "ggjt2"),
          # the GGML-era families' readers: the ggml examples' container per family, GGCC, rwkv.cpp
          ("q5_0", "family:gpt2"), ("q4_0", "family:starcoder"), ("q4_1", "family:gptneox"), ("f16", "family:mpt"),
-         ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"))
+         ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"),
+         # importance matrices of the f16 seed (ggufkit.imatrix.files): llama-imatrix's GGUF and .dat layouts
+         ("f16", "imatrix:gguf"), ("f16", "imatrix:dat"))
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
@@ -91,7 +93,12 @@ class Worker:
             self.proc.wait()
 
 
-def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
+def commands(path: Path, out: Path, legacy: bool, model: Path | None = None) -> dict[str, list[str]]:
+    """What runs on a mutant; with `model`, the mutant is an importance matrix of it."""
+    if model is not None:
+        return {"inspect": ["inspect", str(path)],
+                "quantize": ["quantize", str(model), "-t", "q4_0", "--imatrix", str(path), "-o", str(out / "q.gguf")],
+                "imatrix": ["imatrix", "--in-file", str(path), "-o", str(out / "i.gguf")]}
     cmds = {
         "inspect": ["inspect", str(path)],
         "quantize": ["quantize", str(path), "-t", "q4_0", "-o", str(out / "q.gguf")],
@@ -103,11 +110,16 @@ def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
     return cmds
 
 
-def validate(path: Path, legacy: bool, scratch: Path) -> Path | None:
+def validate(path: Path, legacy: bool, scratch: Path, imatrix: bool = False) -> Path | None:
     """What the commands check before llama.cpp: the file llama.cpp would get, or None if rejected."""
     from ggufkit.formats.summary import summarize
 
     try:
+        if imatrix:
+            from ggufkit.imatrix.files import read_matrix
+
+            read_matrix(path)
+            return path
         summarize(path, ctx=512)
         if legacy:
             from ggufkit.converters.cache import convert_checked
@@ -174,26 +186,29 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     seeds = []
     for type_name, fmt in SEEDS:
         path = work / f"seed-{type_name}.{fmt.replace(':', '-')}"  # every reader, container, block era, family
+        imatrix_of = work / f"seed-{type_name}.gguf" if fmt.startswith("imatrix:") else None  # made before
         if not path.exists():
             if fmt.startswith("family:"):
                 write_family_sample(path, fmt.split(":")[1], type_name, force=True)
+            elif imatrix_of is not None:
+                _write_imatrix_seed(imatrix_of, path, fmt.split(":")[1])
             else:
                 make_sample(path, type_name, fmt, "tiny", force=True)
-        seeds.append((path.read_bytes(), fields_of(path), fmt != "gguf"))
+        seeds.append((path.read_bytes(), fields_of(path, imatrix_of is not None), fmt != "gguf", imatrix_of))
     report = Report()
     mutant = work / "mutant.bin"
     out = work / "out"
     worker = Worker()
     try:
         for i in range(iterations):
-            data, fields, legacy = rng.choice(seeds)
+            data, fields, legacy, imatrix_of = rng.choice(seeds)
             mutated, how = mutate(data, fields, rng)
             mutant.write_bytes(mutated)
             report.mutants += 1
             started = time.perf_counter()
             try:
                 with address_space_cap(VALIDATION_EXTRA_BYTES):
-                    for_llama = validate(mutant, legacy, work)
+                    for_llama = validate(mutant, legacy, work, imatrix_of is not None)
                 accepted = for_llama is not None
             except Exception:  # MemoryError included: validation must stay bounded whatever the header claims
                 report.failures.append(_save(crashes, i, mutated, how, "in-process: " + traceback.format_exc(limit=3)))
@@ -205,7 +220,7 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             end = header_end(fields, len(data))
             data_only = len(mutated) == len(data) and mutated[:end] == data[:end]
             judge = i % cli_every == 0
-            if accepted and not data_only:  # tensor-data edits are valid files: llama.cpp computes on any weights
+            if accepted and not data_only and imatrix_of is None:  # tensor-data edits are valid files: llama.cpp computes on any weights
                 verdict = worker.check(for_llama)
                 if verdict == "ok":
                     report.loaded += 1
@@ -219,7 +234,7 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
                     report.refusals[reason] = report.refusals.get(reason, 0) + 1
             if not judge or (cli_limit is not None and report.cli_runs >= cli_limit):
                 continue
-            for name, args in commands(mutant, out, legacy).items():
+            for name, args in commands(mutant, out, legacy, imatrix_of).items():
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
                 problem = run_cli(args, out)
@@ -233,6 +248,18 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
         if own and not report.failures:
             shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _write_imatrix_seed(model: Path, path: Path, layout: str) -> None:
+    from ggufkit.imatrix.files import read_matrix, write_dat
+    from ggufkit.samples.imatrix import write_synthetic_imatrix
+
+    gguf = write_synthetic_imatrix(model, path.with_suffix(".tmp.gguf"))
+    if layout == "dat":
+        write_dat(path, read_matrix(gguf), "synthetic")
+        gguf.unlink()
+    else:
+        gguf.rename(path)
 
 
 def _save(folder: Path, i: int, data: bytes, how: str, problem: str) -> str:
