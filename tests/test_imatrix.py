@@ -122,25 +122,24 @@ def test_inspect_shows_the_matrix(made, cli):
     assert r.code == 0 and "format:   imatrix GGUF" in r.out and "blk.0.attn_q.weight" in r.out
 
 
-def test_ctrl_c_keeps_whole_chunks_marked_partial(made, tmp_path):
-    """Stopped in the middle of chunk 3 (inside llama.cpp's callback): the file holds chunks 1-2 exactly."""
-    from ggufkit.imatrix import collect
+def test_ctrl_c_keeps_whole_chunks_marked_partial(made, tmp_path, monkeypatch):
+    """Two chunks per batch; stopped inside llama.cpp's callback during the second batch (chunk 3): the file
+    holds chunks 1-2 exactly, marked partial."""
+    from ggufkit.imatrix import collect, compute
     from ggufkit.imatrix.job import ImatrixJob, run_job
 
+    monkeypatch.setattr(compute, "BATCH", 2 * CTX)
     seen = []
     original = collect.Collector._collect
 
     def interrupting(self, t):
         seen.append(1)
-        if len(seen) == 2 * 14 + 5:  # the fifth weight of the third chunk
+        if len(seen) == 14 + 5:  # the fifth weight of the second batch
             raise KeyboardInterrupt
         original(self, t)
 
-    collect.Collector._collect = interrupting
-    try:
-        report = run_job(ImatrixJob(made["model"], tmp_path / "p.gguf", made["text"], CTX, None, 2))
-    finally:
-        collect.Collector._collect = original
+    monkeypatch.setattr(collect.Collector, "_collect", interrupting)
+    report = run_job(ImatrixJob(made["model"], tmp_path / "p.gguf", made["text"], CTX, None, 2))
     assert report.partial and report.chunks == 2
     m, full = read_matrix(tmp_path / "p.gguf"), read_matrix(made["gguf"])
     assert m.partial and read_gguf(tmp_path / "p.gguf").kv[PARTIAL_KEY] == f"2 of {report.chunks_total} chunks"
@@ -155,10 +154,10 @@ def test_cache_computes_once(made, monkeypatch, tmp_path, cli):
 
     calls = []
     path = matrix_for(made["model"], made["text"], ctx=CTX, chunks=2, threads=2, on_progress=calls.append)
-    assert [p.chunks for p in calls] == [1, 2]
+    assert [(p.chunks, p.total) for p in calls] == [(2, 2)]  # both chunks side by side in one batch
     stamp = path.stat().st_mtime_ns
     again = matrix_for(made["model"], str(made["text"]), ctx=CTX, chunks=2, on_progress=calls.append)
-    assert again == path and len(calls) == 2 and path.stat().st_mtime_ns == stamp
+    assert again == path and len(calls) == 1 and path.stat().st_mtime_ns == stamp
     assert matrix_for(made["model"], made["text"], ctx=CTX, chunks=1) != path  # other settings, other matrix
     # quantize --imatrix-text: two types, then another call: the matrix of the default settings once
     for types in (["iq2_xxs", "q2_k_s"], ["iq2_xs"]):

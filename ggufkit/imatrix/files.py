@@ -168,9 +168,10 @@ def write_gguf(path: str | os.PathLike[str], m: Matrix, partial_note: str | None
         w.add_string(PARTIAL_KEY, partial_note)
     for name in sorted(m.entries):
         e = m.entries[name]
-        if e.sums.size and e.counts.size:
-            w.add_tensor(name + SUM2, e.sums.reshape(e.n_mat, e.n_cols))
-            w.add_tensor(name + COUNTS, e.counts.astype(np.float32).reshape(e.n_mat, 1))
+        if e.sums.size and e.counts.size:  # 1-D with one matrix: gguf drops trailing 1s from shapes, as there
+            rows = (e.n_mat, e.n_cols) if e.n_mat > 1 else (e.n_cols,)
+            w.add_tensor(name + SUM2, e.sums.reshape(rows))
+            w.add_tensor(name + COUNTS, e.counts.astype(np.float32).reshape((e.n_mat, 1) if e.n_mat > 1 else (1,)))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -27,6 +27,8 @@ class LoadParams:
     n_ctx: int = D.ctx  # 0 = the model's training context
     n_threads: int = field(default_factory=default_threads)
     n_batch: int = D.batch
+    n_ubatch: int = 0  # 0: n_batch (one micro-batch per batch)
+    n_seq_max: int = 1  # sequences decoded side by side in one batch (imatrix: several chunks, as llama-imatrix)
     n_gpu_layers: int = parse_gpu_layers(D.gpu_layers)  # -1 = all
     use_mmap: bool = D.mmap
     use_mlock: bool = D.mlock
