@@ -13,7 +13,7 @@ from gguf import GGUFReader, GGUFWriter
 from ggufkit.formats.gguf_file import read_gguf
 from ggufkit.imatrix.files import PARTIAL_KEY, read_matrix
 from ggufkit.imatrix.matrix import normalised
-from tests.conftest import assert_clean_error, json_of
+from tests.conftest import NEEDS_GPU, assert_clean_error, json_of
 
 TEXT = ("hello the world of the model and the token of the file " * 40 + "llama model file token world " * 40)
 CTX = 64
@@ -249,3 +249,16 @@ def test_mixture_of_experts_counts_and_quantization(made, cli, tmp_path):
     r = cli("quantize", model, "-t", "iq2_xxs", "--imatrix", out, "-o", q, "-q")
     assert r.code == 0, r.err
     assert json.loads(json.dumps(read_gguf(q).kv["quantize.imatrix.entries_count"])) == len(m.entries)
+
+
+@NEEDS_GPU
+def test_gpu_matrix_equals_the_cpu_one(made, cli, tmp_path):
+    """-ngl all: the activations are copied from the device (ggml_backend_tensor_get); within 1e-3 of the CPU."""
+    out = tmp_path / "gpu.gguf"
+    r = cli("imatrix", made["model"], "-f", made["text"], "--ctx", CTX, "--chunks", 3, "-ngl", "all", "-o", out, "-q")
+    assert r.code == 0, r.err
+    gpu, cpu = read_matrix(out), read_matrix(made["gguf"])
+    assert sorted(gpu.entries) == sorted(cpu.entries)
+    for name, e in cpu.entries.items():
+        assert gpu.entries[name].counts.tolist() == e.counts.tolist()
+        np.testing.assert_allclose(gpu.entries[name].sums, e.sums, rtol=1e-3)

@@ -15,6 +15,8 @@
 #   commands-medium           every model-loading command on the medium sample, -ngl all and on the CPU
 #   eval-medium               eval base + Q2_K child, 16 chunks of 512, -ngl all, against llama-perplexity
 #                             -ngl 99 (--kl-divergence-base, then the child): figures and wall times
+#   imatrix-medium            imatrix -ngl all of the medium sample at F16, 10 chunks of 512: the matrix against
+#                             ggufkit's CPU one and llama-imatrix -ngl 99's, wall time against llama-imatrix's
 # small is the small sample Q4_K_M; medium the ~1B-parameter one (32k vocabulary), whose per-token costs
 # outside the layers weigh as on real models. Results go to $OUT (default build/gpu); summarize.py turns
 # them into summary.json.
@@ -120,7 +122,7 @@ for part in $PARTS; do
       set +e
       GGUFKIT_TEST_SIZE=small timeout 420 python3 -m pytest -q -p no:cacheprovider -x --durations=15 \
         tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
-        tests/test_bench.py ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
+        tests/test_bench.py tests/test_imatrix.py ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
       echo "pytest exit $?" >> "$OUT/gpu-tests.log"; tail -5 "$OUT/gpu-tests.log"
       set -e ;;
     commands-medium)
@@ -131,6 +133,11 @@ for part in $PARTS; do
       M=$(sample medium); Q=/tmp/medium-q2_k.gguf; TEXT=/tmp/eval-text.txt; eval_text
       [ -s "$Q" ] || gk quantize "$M" -t q2_k -o "$Q" --allow-requantize -q
       python3 benchmarks/gpu/eval_gpu.py "$B/bin" "$M" "$Q" "$TEXT" "$T" > "$OUT/eval-medium.json" ;;
+    imatrix-medium)
+      M=/tmp/medium-f16.gguf; TEXT=/tmp/eval-text.txt; eval_text
+      [ -s "$M" ] || gk sample "$M" -t f16 --size medium > /dev/null
+      python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M" "$TEXT" "$T" > "$OUT/imatrix-medium.json"
+      tail -4 "$OUT/imatrix-medium.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

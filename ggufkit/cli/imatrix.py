@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from ggufkit.cli.common import ChoiceType, JsonOpt, QuietOpt
+from ggufkit.cli.common import ChoiceType, GpuLayersOpt, JsonOpt, QuietOpt
 from ggufkit.cli.output import notice, print_json
 from ggufkit.imatrix.job import ImatrixFormat, ImatrixJob
+from ggufkit.runtime.settings import RunSettings
 
 
 def imatrix(
@@ -20,7 +21,7 @@ def imatrix(
     ctx: Annotated[int, typer.Option("--ctx", "-c", help="Tokens per chunk, as llama-imatrix's --ctx-size.")] = 512,
     chunks: Annotated[int | None, typer.Option("--chunks", help="Stop after this many chunks. Default: the whole text.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: one per CPU that others leave free.", show_default=False)] = None,
-    gpu_layers: Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to a GPU (a number or 'all'), as `run`.")] = "0",
+    gpu_layers: GpuLayersOpt = str(RunSettings.gpu_layers),
     fmt: Annotated[ImatrixFormat, typer.Option("--output-format", click_type=ChoiceType(ImatrixFormat), help="gguf (llama-imatrix's default) or dat (its older format).")] = ImatrixFormat.GGUF,
     in_file: Annotated[list[Path] | None, typer.Option("--in-file", help="A matrix (GGUF or .dat) to add to, as llama-imatrix --in-file (repeatable).", show_default=False)] = None,
     process_output: Annotated[bool, typer.Option("--process-output", help="Also gather output.weight's input.")] = False,

@@ -54,7 +54,7 @@ def quantize(
         model, types or [], output, out_dir, force, threads=threads, allow_requantize=allow_requantize,
         leave_output_tensor=leave_output_tensor, pure=pure, output_tensor_type=output_tensor_type,
         token_embedding_type=token_embedding_type, tensor_types=tensor_type or [], imatrix=imatrix,
-        imatrix_text=imatrix_text, imatrix_chunks=imatrix_chunks,
+        imatrix_text=imatrix_text, imatrix_chunks=imatrix_chunks, gpu_layers=gpu_layers,
         kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
     )
     from ggufkit.cli.progress import chunk_bar

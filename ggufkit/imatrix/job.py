@@ -71,7 +71,10 @@ def run_job(job: ImatrixJob, on_progress: Callable | None = None,
     from ggufkit.imatrix.files import load_into
     from ggufkit.imatrix.matrix import Matrix
 
+    from ggufkit.runtime.settings import parse_gpu_layers
+
     check_ctx(job.ctx)
+    parse_gpu_layers(job.gpu_layers)  # a bad -ngl fails before any work
     if job.model is None and not job.in_files:
         raise BadInputError("give a model to run the text through, or --in-file matrices to combine")
     inputs = [p for p in (job.model, job.text, *job.in_files) if p is not None]

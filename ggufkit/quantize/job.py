@@ -45,6 +45,7 @@ class QuantizeJob:
     imatrix: Path | None = None
     imatrix_text: str | None = None  # a text file, or "default"
     imatrix_chunks: int | None = None
+    gpu_layers: int | str | None = None  # for --imatrix-text's matrix
     kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
     dry_run: bool = False
     keep_split: bool = False
@@ -72,7 +73,7 @@ def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             output_tensor_type=None if job.output_tensor_type is None else ggml_type(job.output_tensor_type),
             token_embedding_type=None if job.token_embedding_type is None else ggml_type(job.token_embedding_type),
             tensor_types=[parse_tensor_type(s) for s in job.tensor_types], imatrix=job.imatrix,
-            imatrix_text=job.imatrix_text, imatrix_chunks=job.imatrix_chunks,
+            imatrix_text=job.imatrix_text, imatrix_chunks=job.imatrix_chunks, imatrix_gpu_layers=job.gpu_layers,
             kv_overrides=[parse_override_kv(s) for s in job.kv_overrides], dry_run=job.dry_run,
             keep_split=job.keep_split,
         )

@@ -35,6 +35,7 @@ class QuantizeOptions:
     imatrix: Path | None = None
     imatrix_text: str | None = None  # compute the matrix on this text ("default": the built-in one), cached
     imatrix_chunks: int | None = None
+    imatrix_gpu_layers: int | str | None = None  # -ngl for computing it
     kv_overrides: list[KvOverride] = field(default_factory=list)
     dry_run: bool = False
     keep_split: bool = False

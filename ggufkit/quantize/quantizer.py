@@ -126,7 +126,8 @@ def _with_imatrix(src: Path, model_path: Path, model: GgufFile, options: Quantiz
         from ggufkit.imatrix.cache import matrix_for
 
         path = matrix_for(model_path, options.imatrix_text, chunks=options.imatrix_chunks,
-                          threads=options.threads or None, on_progress=on_imatrix)
+                          threads=options.threads or None, gpu_layers=options.imatrix_gpu_layers,
+                          on_progress=on_imatrix)
         options = replace(options, imatrix=path)
     if options.imatrix is not None:
         check_matches(read_matrix(options.imatrix), model, options.imatrix, src)
@@ -160,7 +161,8 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
 
     request = {
         **{k: v for k, v in asdict(options).items()
-           if k not in ("imatrix", "imatrix_text", "imatrix_chunks", "kv_overrides", "tensor_types")},
+           if k not in ("imatrix", "imatrix_text", "imatrix_chunks", "imatrix_gpu_layers", "kv_overrides",
+                        "tensor_types")},
         "input": str(model_path), "ftype": int(qtype.ftype), "only_copy": qtype.only_copy,
         "kv_overrides": [[o.key, o.kind, o.value] for o in options.kv_overrides],
         "tensor_types": [list(t) for t in options.tensor_types],
