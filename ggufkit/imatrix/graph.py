@@ -128,7 +128,7 @@ class Reader:
 
     def _array(self, ptr: int, t: Tensor, dtype: type, copy: bool = False) -> np.ndarray:
         n = self.g.nbytes(ptr)
-        if not copy and t.data and self.g.is_host(t.buffer):
+        if not copy and t.data and (not t.buffer or self.g.is_host(t.buffer)):  # no buffer: ggml's own memory
             raw = (ctypes.c_char * n).from_address(t.data)
         else:
             if copy or self._buf.size < n:
