@@ -32,6 +32,7 @@ class Collector:
         self.process_output = process_output
         self.reader = Reader()
         self.failure: BaseException | None = None
+        self._last: tuple | None = None  # the last dense node: (input, sums and counts before, after)
         self._ops = (self.reader.g.mul_mat, self.reader.g.mul_mat_id)
         self._int = ctypes.c_int
         self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_node)  # kept alive with self
@@ -64,13 +65,35 @@ class Collector:
         return name.startswith("blk.") or (self.process_output and name == "output.weight")
 
     def _collect(self, t: Tensor) -> None:
-        src0 = Tensor.from_address(t.src[0])
+        src0, src1 = Tensor.from_address(t.src[0]), Tensor.from_address(t.src[1])
         name = weight_name(src0.name)
-        x = self.reader.floats(t.src[1], Tensor.from_address(t.src[1]))
         if t.op == self._ops[1]:
-            self._collect_experts(name, src0, x, t)
-        else:
-            self._collect_dense(name, src0, x)
+            self._last = None
+            self._collect_experts(name, src0, self.reader.floats(t.src[1], src1), t)
+            return
+        key = (t.src[1], src1.data)
+        if src0.ne[2] * src0.ne[3] == 1 and self._same_as_last(name, key):
+            return
+        e = self.matrix.entries.get(name)
+        before = None if e is None else (e.sums.copy(), e.counts.copy())
+        self._collect_dense(name, src0, self.reader.floats(t.src[1], src1))
+        e = self.matrix.entries[name]
+        self._last = (key, before, e.sums.copy(), e.counts.copy())
+
+    def _same_as_last(self, name: str, key: tuple) -> bool:
+        """q, k and v (and gate and up) read one input: when the weight before this one read the same
+        tensor and its sums stood where these stand, these end where those ended, bit for bit."""
+        last, e = self._last, self.matrix.entries.get(name)
+        if last is None or last[0] != key or (last[1] is None) != (e is None):
+            return False
+        if e is None:  # both new
+            self.matrix.entries[name] = Entry(last[2].copy(), last[3].copy())
+            return True
+        sums, counts = last[1]
+        if not (e.sums.size == sums.size and np.array_equal(e.sums, sums) and np.array_equal(e.counts, counts)):
+            return False
+        e.sums[:], e.counts = last[2], last[3].copy()
+        return True
 
     def _collect_dense(self, name: str, src0: Tensor, x: np.ndarray) -> None:
         """x: (ne3, ne2, rows, cols). A 2-D weight has one matrix; a 3-D/4-D one (rare) one per (i3, i2),
