@@ -33,6 +33,7 @@ from ggufkit.imatrix.matrix import Matrix, check_matches
 
 BATCH = 2048  # llama-imatrix's batch (common_params.n_batch): chunks side by side
 UBATCH = 512  # its micro-batch (common_params.n_ubatch)
+ROWS = 32  # rows of logits turned into log-probabilities at a time (as eval)
 SIDE_BY_SIDE_BUDGET = 4 * LOGITS_BUDGET  # logits buffer of a whole batch: 4 x 512 x 49k-token SmolLM2 fits
 
 
@@ -192,6 +193,8 @@ class _Decoder:
             logits = np.ctypeslib.as_array(ctypes.cast(L.llama_get_logits(self.model.ctx), ctypes.POINTER(ctypes.c_float)),
                                            shape=(b.n_tokens, self.model.n_vocab))
             for q, i in enumerate(group):
-                rows = logits[q * width + lo - start:q * width + hi - start]
-                nll[q].append(chunk_scores(log_softmax(rows), chunks.targets(i)[lo - first:hi - first]))
+                targets = chunks.targets(i)
+                for r in range(lo, hi, ROWS):  # a few rows at a time: no copies of a whole chunk's logits
+                    rows = logits[q * width + r - start:q * width + min(r + ROWS, hi) - start]
+                    nll[q].append(chunk_scores(log_softmax(rows), targets[r - first:min(r + ROWS, hi) - first]))
         return [np.concatenate(parts) for parts in nll]
