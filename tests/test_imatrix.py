@@ -73,6 +73,20 @@ def test_process_output_adds_output_weight(made, cli, tmp_path):
     assert m.entries["output.weight"].sums.size == 256
 
 
+def test_legacy_input_is_converted_once_as_run_does(made, samples, cli, tmp_path, monkeypatch):
+    """A GGJT v3 file: converted once into the cache, then the same matrix as that conversion's."""
+    monkeypatch.setenv("GGUFKIT_CACHE", str(tmp_path / "cache"))
+    args = ("-f", made["text"], "--ctx", CTX, "--chunks", 3, "-q")
+    r = cli("imatrix", samples.ggjt3("f16"), *args, "-o", tmp_path / "legacy.gguf")
+    assert r.code == 0, r.err
+    [converted] = (tmp_path / "cache" / "converted").glob("*.gguf")
+    assert cli("imatrix", converted, *args, "-o", tmp_path / "converted.gguf").code == 0
+    legacy, direct = read_matrix(tmp_path / "legacy.gguf"), read_matrix(tmp_path / "converted.gguf")
+    assert sorted(legacy.entries) == sorted(direct.entries) and len(legacy.entries) == 14
+    for name, e in direct.entries.items():
+        assert np.array_equal(legacy.entries[name].sums, e.sums) and legacy.entries[name].counts.tolist() == [3 * CTX]
+
+
 def test_dat_round_trip_through_llama_cpps_quantizer(made, cli, tmp_path):
     """The .dat file (means x ncall) gives llama.cpp's quantizer the matrix the GGUF gives it."""
     g, d = read_matrix(made["gguf"]), read_matrix(made["dat"])
