@@ -26,7 +26,6 @@ from ggufkit.converters.copy import copy_range
 from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
 from ggufkit.errors import BadInputError
 from ggufkit.families.base import Geometry
-from ggufkit.formats.detect import sniff
 from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
 from ggufkit.formats.legacy import LegacyModel, read_legacy
 from ggufkit.formats.legacy import blocks
@@ -68,9 +67,8 @@ class ConvertReport:
 
 
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
-    """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise."""
-    if sniff(src) == "gguf":
-        raise BadInputError("already a GGUF file: nothing to convert", src)
+    """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise
+    (the reader itself says so of a GGUF file: the file is not sniffed first)."""
     forced = options is not None and options.family is not None
     m = read_legacy(src, options.family if options else None)
     if m.family.arch is None:
