@@ -126,5 +126,6 @@ def conversion_line(c: dict) -> str:
 
 
 def verify_line(v: dict) -> str:
+    order = f" (of them {v['rows_permuted']} in the permuted row order)" if v["rows_permuted"] else ""
     return (f"verified {v['tensors']} tensors: {v['byte_identical']} byte-identical, {v['compared_as_values']} "
-            f"compared as values ({v['values_compared']} values), largest difference {v['max_abs_diff']:.3g}")
+            f"compared as values ({v['values_compared']} values), largest difference {v['max_abs_diff']:.3g}{order}")

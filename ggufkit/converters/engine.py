@@ -98,7 +98,8 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
     started = time.perf_counter()
     m, geo = opened or open_convertible(src, options)
     meta = resolve(options, m.family.defaults, m.family.config_keys, geo.from_file)
-    n_head_kv = geo.kv.get(Keys.Attention.HEAD_COUNT_KV)
+    # families without grouped-query attention write no head_count_kv: llama.cpp then uses head_count
+    n_head_kv = geo.kv.get(Keys.Attention.HEAD_COUNT_KV, geo.kv.get(Keys.Attention.HEAD_COUNT))
     if meta.n_head_kv is not None and options.gqa is None and meta.n_head_kv != n_head_kv:
         raise BadInputError(f"config.json says {meta.n_head_kv} KV heads, the K projection holds {n_head_kv}", src)
     plans = plan(m, geo, requantize.target(options.requantize_to))
@@ -213,7 +214,7 @@ def _add(w: gguf.GGUFWriter, key: str, value: int | float | bool) -> None:
         w.add_float32(key, value)
 
 
-def _source_rows(reader: RowReader, index: int, p: TensorPlan, start: int, count: int) -> np.ndarray:
+def source_rows(reader: RowReader, index: int, p: TensorPlan, start: int, count: int) -> np.ndarray:
     """Output rows [start, start + count) of a tensor: its source rows, permuted if the plan says so."""
     if p.rows is None:
         return reader.rows(index, start, count)
@@ -233,7 +234,7 @@ def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress:
     step = max(1, CHUNK_BYTES // row)
     worst: float | None = None
     for start in range(0, n_rows, step):
-        raw = _source_rows(reader, index, p, start, min(step, n_rows - start))
+        raw = source_rows(reader, index, p, start, min(step, n_rows - start))
         if p.action == "copy":
             out = raw
         else:
