@@ -195,3 +195,13 @@ def test_a_failed_check_is_a_failure_about_the_input(fam_dir, tmp_path):
     assert (e.value.exit_code, e.value.path) == (1, str(src))
     assert e.value.message == ("verification failed: tensor 'blk.0.attn_qkv.weight' bytes differ from the input's; "
                                "the output was not written")
+
+
+@pytest.mark.parametrize("arch,what", [("mpt", "the header is"), ("llama", "the tensors are")])
+def test_a_wrong_arch_names_the_family_the_file_reads_as(fam_dir, cli, tmp_path, arch, what):
+    """Not the low-level error of reading a GPT-2 file with MPT's or LLaMA's layout ("token 1 claims
+    22806528 bytes", "tensor #2 has 3416731535 dimensions")."""
+    r = cli("convert", sample(fam_dir, "gpt2", "f16"), "-o", tmp_path / "x.gguf", "--arch", arch)
+    assert_clean_error(r, 2, f"--arch {arch}: {what} not {arch}'s: it reads as gpt2's (GGML); leave out --arch, "
+                             "or pass --arch gpt2")
+    assert not (tmp_path / "x.gguf").exists()

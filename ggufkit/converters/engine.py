@@ -27,7 +27,7 @@ from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
 from ggufkit.errors import BadInputError
 from ggufkit.families.base import Geometry
 from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
-from ggufkit.formats.legacy import LegacyModel, read_legacy
+from ggufkit.formats.legacy import LegacyModel, not_that_family, read_legacy
 from ggufkit.formats.legacy import blocks
 from ggufkit.formats.legacy.parts import RowReader
 from ggufkit.fsutil import atomic_output, check_output
@@ -45,6 +45,10 @@ class TensorPlan:
     out_nbytes: int
     action: str  # "copy" | "repack" | "requantize"
     rows: np.ndarray | None = None  # source row of each output row (a fused tensor llama.cpp lays out otherwise)
+
+
+class NotConvertible(BadInputError):
+    """A legacy model of a family current llama.cpp cannot run (`inspect` only): a batch skips it."""
 
 
 @dataclass
@@ -69,11 +73,14 @@ class ConvertReport:
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
     """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise
     (the reader itself says so of a GGUF file: the file is not sniffed first)."""
-    forced = options is not None and options.family is not None
-    m = read_legacy(src, options.family if options else None)
+    family = options.family if options is not None else None
+    m = read_legacy(src, family)
     if m.family.arch is None:
-        raise BadInputError(f"{m.family.name} ({m.label}): cannot convert: {m.family.why_not}", src)
-    return m, m.family.geometry(m, {"gqa": options.gqa if options else None, "forced": forced})
+        raise NotConvertible(f"{m.family.name} ({m.label}): cannot convert: {m.family.why_not}", src)
+    try:
+        return m, m.family.geometry(m, {"gqa": options.gqa if options else None, "forced": family is not None})
+    except BadInputError as e:
+        raise (None if family is None else not_that_family(src, family, "the tensors are")) or e from None
 
 
 def plan(m: LegacyModel, geo: Geometry, target: int | None = None) -> list[TensorPlan]:
