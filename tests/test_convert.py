@@ -196,11 +196,8 @@ def test_verify(samples, cli, tmp_path):
     assert r.code == 0, r.err
 
 
-def test_killed_mid_write_leaves_no_output(cli, tmp_path):
-    from ggufkit.samples.make import make_sample
-
-    big = tmp_path / "small-f16.bin"
-    make_sample(big, "f16", "ggjt3", "small")
+def test_killed_mid_write_leaves_no_output(samples, cli, tmp_path):
+    big = samples.ggjt3("f16", "small")
     out = tmp_path / "out.gguf"
     proc = subprocess.Popen([sys.executable, "-m", "ggufkit", "convert", str(big), "-o", str(out), "-q"])
     writing = False
@@ -213,7 +210,7 @@ def test_killed_mid_write_leaves_no_output(cli, tmp_path):
     assert not out.exists()
     # the next run for the same output sweeps anything the killed one left, and succeeds
     assert cli("convert", big, "-o", out, "-q").code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gguf", "small-f16.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gguf"]
 
 
 def _has_output_open(pid, folder, source):

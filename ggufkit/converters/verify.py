@@ -10,11 +10,13 @@ A difference is a failed check (exit 1, not bad input), about the input: the out
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ggufkit.converters.stream import source_rows
 from ggufkit.errors import GgufkitError
 from ggufkit.formats.gguf_file import read_gguf
 from ggufkit.formats.legacy import LegacyModel, blocks
@@ -26,10 +28,10 @@ if TYPE_CHECKING:
 CHUNK_ROWS_BYTES = 8 << 20
 
 
-def verify(m: LegacyModel, plans: list[TensorPlan], out: Path) -> dict[str, Any]:
-    """Compare the GGUF written at `out` (a temporary file) with the legacy model `m`."""
-    from ggufkit.converters.engine import source_rows
-
+def verify(m: LegacyModel, plans: list[TensorPlan], out: Path, between: Callable[[], None] | None = None
+           ) -> dict[str, Any]:
+    """Compare the GGUF written at `out` (a temporary file) with the legacy model `m`; `between` is called
+    between chunks (where an interrupted batch stops)."""
     def failed(what: str) -> GgufkitError:
         return GgufkitError(f"verification failed: {what}; the output was not written", m.path)
 
@@ -52,6 +54,8 @@ def verify(m: LegacyModel, plans: list[TensorPlan], out: Path) -> dict[str, Any]
                 assert today is not None
                 step = max(1, CHUNK_ROWS_BYTES // max(row, out_row))
                 for start in range(0, n_rows, step):
+                    if between is not None:
+                        between()
                     k = min(step, n_rows - start)
                     a = source_rows(reader, i, p, start, k)
                     b = os.pread(fd, k * out_row, o.offset + start * out_row)
