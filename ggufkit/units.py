@@ -1,5 +1,5 @@
-"""Byte sizes and counts for people, one way everywhere: `1.16 MiB`, `1.97M` (`1.97 M` in bench's
-llama-bench-style table)."""
+"""Byte sizes, counts and durations for people, one way everywhere: `1.16 MiB`, `1.97M` (`1.97 M` in bench's
+llama-bench-style table), `30d`."""
 
 from __future__ import annotations
 
@@ -38,3 +38,21 @@ def parse_bytes(text: str) -> int | None:
     if unit not in _SIZE_UNITS or value < 0:
         return None
     return int(value * _SIZE_UNITS[unit])
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """`30d`, `12h`, `90m`, `2w`, `45s`, `1.5d` -> seconds (a unit is required; `0` alone means none); None if
+    not a duration."""
+    t = text.strip().lower()
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = t[len(num):].strip()
+    try:
+        value = float(num)
+    except ValueError:
+        return None
+    if value < 0 or (unit not in _DURATION_UNITS and not (unit == "" and value == 0)):
+        return None
+    return value * _DURATION_UNITS.get(unit, 1)
