@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ggufkit.cli.output import human_bytes, table
+from ggufkit.cli.output import first_clause, human_bytes, table
 
 
 def summary_lines(report: Any) -> list[str]:
@@ -54,7 +54,7 @@ def batch_table(items: list[Any], verify: bool) -> str:
     for i in items:
         row = [Path(i.input).name, Path(i.output).name if i.output else "-", i.file_type or "-",
                human_bytes(i.bytes) if i.bytes else "-", f"{i.seconds:.2f}" if i.status == "converted" else "-",
-               i.status + (f": {i.message}" if i.message else "")]
+               i.status + (f": {first_clause(i.message)}" if i.message else "")]
         if verify:
             v = i.verified
             row.insert(5, "-" if v is None else f"{v['tensors']} tensors, max diff {v['max_abs_diff']:.2g}")
@@ -70,7 +70,7 @@ def plan_text(plan: Any, one: bool) -> str:
     rows = []
     for f in plan.files:
         what = (", ".join(f"{n} {a}" for a, n in f.actions.items() if n) + f" ({f.loss})"
-                if f.status == "convert" else f"{f.status}: {f.message}")
+                if f.status == "convert" else f"{f.status}: {first_clause(f.message)}")
         if f.status == "convert" and f.message:
             what += f"; {f.message}"
         rows.append([Path(f.input).name, Path(f.output).name, f.source or "-", f.file_type or "-",

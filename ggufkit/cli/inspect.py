@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.cli.common import JsonOpt
-from ggufkit.cli.output import human_bytes, human_count, notice, print_json, table
+from ggufkit.cli.output import first_clause, human_bytes, human_count, notice, print_json, table
 from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
 from ggufkit.runtime.settings import RunSettings
 
@@ -65,9 +64,8 @@ def _list(paths: list[Path], json_: bool) -> int:
     if json_:
         print_json([m.to_dict() for m in listed])
     elif listed:
-        # a refusal's first clause ("no, inspect only: current llama.cpp has no graph for GPT-J"); --json has it all
         rows = [[Path(m.path).name, m.format or "-", m.family or "-", m.file_type or "-", human_bytes(m.file_size),
-                 re.split(r" \(|, so ", m.convert, maxsplit=1)[0] if m.error is None
+                 first_clause(m.convert) if m.error is None
                  else f"error: {m.error}"] for m in listed]
         sys.stdout.write(table(rows, ["file", "format", "family", "type", "size", "convert"]) + "\n")
     else:

@@ -62,7 +62,7 @@ def quantize(
     except KeyboardInterrupt:  # the llama.cpp child is killed, the output in progress never named
         if bars:
             bars.close()
-        return _interrupted(done, len(set(t.lower() for t in types or [])), json_, quiet)
+        return _interrupted(done, types or [], json_, quiet)
     finally:
         if bars:
             bars.close()
@@ -85,8 +85,15 @@ def quantize(
     return 0
 
 
-def _interrupted(done: list, n_types: int, json_: bool, quiet: bool) -> int:
+def _interrupted(done: list, types: list[str], json_: bool, quiet: bool) -> int:
     """Ctrl-C: what was finished (its table or JSON), and one line."""
+    from ggufkit.errors import GgufkitError
+    from ggufkit.quantize.quant_types import quant_type
+
+    try:
+        n_types = len({quant_type(t).name for t in types})  # q4_k and q4_k_m are one
+    except GgufkitError:  # interrupted before the types were checked
+        n_types = len(set(types))
     if json_:
         print_json([r.to_dict() for r in done])
     elif done and not quiet:
