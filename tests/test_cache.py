@@ -112,3 +112,25 @@ def test_cache_rm_and_prune(cli, samples, tmp_path, cache_home):
     r = cli("cache", "prune", "--older-than", "2d")
     assert r.code == 0 and "removed 1 file(s) not used for 2d" in r.err
     assert [e.path for e in cache.entries()] == [q4]
+
+
+def test_a_legacy_file_is_sniffed_once_on_the_run_path(samples, cache_home, monkeypatch):
+    """open_as_gguf tells a legacy file from a GGUF once; the legacy reader then refuses a GGUF itself."""
+    import sys
+
+    from ggufkit.converters import engine  # noqa: F401  every module on the path, loaded before the count
+    from ggufkit.formats import detect
+
+    legacy = samples.ggjt3("q4_0")
+    seen = []
+
+    def counted(path):
+        seen.append(path)
+        return real(path)
+
+    real = detect.sniff
+    for module in [m for name, m in sys.modules.items() if name.startswith("ggufkit.")]:
+        if getattr(module, "sniff", None) is real:
+            monkeypatch.setattr(module, "sniff", counted)
+    cache.open_as_gguf(legacy)
+    assert seen == [legacy]
