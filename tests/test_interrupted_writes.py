@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import assert_clean_error
+from tests.conftest import assert_clean_error, writing_in
 
 LIMIT = 1 << 20  # 1 MiB: smaller than any output below
 
@@ -73,22 +73,6 @@ def _children(pid: int) -> str:
         return ""
 
 
-def _writing_in(pid: int, folder, below: int = 1 << 62) -> bool:
-    """Whether process `pid` has a file open in `folder` (an output being written) that holds fewer than
-    `below` bytes so far."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except FileNotFoundError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{folder}/"):
-                return os.stat(f"/proc/{pid}/fd/{fd}").st_size < below
-        except OSError:
-            continue
-    return False
-
-
 def _stopped_when(proc: subprocess.Popen, condition, timeout: float = 60) -> bool:
     """Stop the process group (SIGSTOP) at a moment `condition` holds, and still holds once stopped."""
     deadline = time.time() + timeout
@@ -124,7 +108,7 @@ def test_ctrl_c_stops_a_batch_at_once_and_lists_what_was_finished(samples, tmp_p
         os.link(samples.ggjt3("f16", "small"), folder / name)
     proc = _start("convert", folder, "--out-dir", out, "-j", "2")
     # stopped while b or c is half written (not in its last fsync, which no program can cut short)
-    assert _stopped_when(proc, lambda: (out / "a.gguf").exists() and _writing_in(proc.pid, out, 100 << 20)), \
+    assert _stopped_when(proc, lambda: (out / "a.gguf").exists() and writing_in(proc.pid, out, 100 << 20)), \
         "never caught writing b or c"
     stdout, stderr, seconds = _ctrl_c(proc)
     assert proc.returncode == 130, stderr
@@ -146,7 +130,7 @@ def test_ctrl_c_stops_one_conversion(samples, tmp_path):
     out.mkdir()
     src = samples.ggjt3("f16", "small")
     proc = _start("convert", src, "-o", out / "x.gguf")
-    assert _stopped_when(proc, lambda: _writing_in(proc.pid, out, 100 << 20))
+    assert _stopped_when(proc, lambda: writing_in(proc.pid, out, 100 << 20))
     stdout, stderr, seconds = _ctrl_c(proc)
     assert proc.returncode == 130 and stdout == ""
     line, = stderr.strip().splitlines()
