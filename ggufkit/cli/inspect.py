@@ -63,13 +63,11 @@ def _list(paths: list[Path], json_: bool) -> int:
     listed = list_models(paths)
     if json_:
         print_json([m.to_dict() for m in listed])
-    elif listed:
+    else:
         rows = [[Path(m.path).name, m.format or "-", m.family or "-", m.file_type or "-", human_bytes(m.file_size),
                  first_clause(m.convert) if m.error is None
                  else f"error: {m.error}"] for m in listed]
         sys.stdout.write(table(rows, ["file", "format", "family", "type", "size", "convert"]) + "\n")
-    else:
-        notice("no model files (GGUF or legacy) directly inside " + ", ".join(str(p) for p in paths if p.is_dir()))
     return EXIT_BAD_INPUT if any(m.error for m in listed) else 0
 
 

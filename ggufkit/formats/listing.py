@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ggufkit.errors import GgufkitError
+from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.formats.detect import sniff
 
 
@@ -56,7 +56,11 @@ def list_models(paths: list[Path]) -> list[Listed]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(f for f in folder_files(p) if kind(f))
+            found = [f for f in folder_files(p) if kind(f)]
+            if not found:
+                raise BadInputError("a directory stands for the model files (GGUF, GGML, GGMF, GGJT, …) directly "
+                                    "inside it, and this one holds none", p)
+            files.extend(found)
         else:
             files.append(p)
     listed = []
