@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.cli.common import JsonOpt
-from ggufkit.cli.output import human_bytes, human_count, notice, print_json, table
+from ggufkit.cli.output import first_clause, human_bytes, human_count, notice, print_json, table
 from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
 from ggufkit.runtime.settings import RunSettings
 
@@ -17,7 +17,7 @@ DEFAULT_CTX = RunSettings.ctx  # the estimate is for the context `run` opens by 
 
 
 def inspect(
-    files: Annotated[list[Path], typer.Argument(help="Model files (GGUF v1-v3, GGML, GGMF, GGJT v1-v3).", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(help="Model files (GGUF v1-v3, GGML, GGMF, GGJT v1-v3), or directories: then one line per model file directly inside (format, family, type, size, whether convert takes it).", show_default=False)],
     json_: JsonOpt = False,
     tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor: name, shape, type, bytes, offset.")] = False,
     kv: Annotated[bool, typer.Option("--kv", help="List every key/value (long arrays shortened).")] = False,
@@ -26,10 +26,15 @@ def inspect(
 ) -> int:
     """Show format, architecture, file type, parameters, hparams, vocabulary, template, tensors and memory.
 
+    A directory lists its model files instead, one line each (--json: a list of path, format, family,
+    file_type, file_size, parameters, converts, convert, error).
+
     Reads headers only (never tensor data) and validates them: a malformed file exits with code 2.
     JSON: one object for one file, a list for several. The memory estimate is weights + an f16 KV cache
     for --ctx tokens + a margin for compute buffers (logits of a 512-token batch + max(64 MiB, 5% of weights)).
     """
+    if any(p.is_dir() for p in files):
+        return _list(files, json_)
     from ggufkit.formats.summary import summarize
 
     results, failed = [], 0
@@ -49,6 +54,21 @@ def inspect(
                 sys.stdout.write("\n")
             sys.stdout.write(_render(s, tensors, kv, template) + "\n")
     return EXIT_BAD_INPUT if failed else 0
+
+
+def _list(paths: list[Path], json_: bool) -> int:
+    """`inspect DIR`: a line per model file; a file that cannot be read is a line too (and exit code 2)."""
+    from ggufkit.formats.listing import list_models
+
+    listed = list_models(paths)
+    if json_:
+        print_json([m.to_dict() for m in listed])
+    else:
+        rows = [[Path(m.path).name, m.format or "-", m.family or "-", m.file_type or "-", human_bytes(m.file_size),
+                 first_clause(m.convert) if m.error is None
+                 else f"error: {m.error}"] for m in listed]
+        sys.stdout.write(table(rows, ["file", "format", "family", "type", "size", "convert"]) + "\n")
+    return EXIT_BAD_INPUT if any(m.error for m in listed) else 0
 
 
 def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from ggufkit.units import human_bytes, human_count
 if TYPE_CHECKING:
     from ggufkit.runtime.generate import DoneEvent
 
-__all__ = ["human_bytes", "human_count", "notice", "print_json", "result_json", "stats_line", "table"]
+__all__ = ["first_clause", "human_bytes", "human_count", "notice", "print_json", "result_json", "stats_line", "table"]
 
 
 def print_json(data: Any) -> None:
@@ -21,6 +22,12 @@ def print_json(data: Any) -> None:
 
 def notice(message: str) -> None:
     sys.stderr.write(f"ggufkit: {message}\n")
+
+
+def first_clause(reason: str) -> str:
+    """A long reason cut for a table cell, before its aside or consequence ("current llama.cpp has no graph for
+    GPT-J (the gptj ...), so no GGUF ..." -> "current llama.cpp has no graph for GPT-J"); --json keeps it whole."""
+    return re.split(r" \(|, so ", reason, maxsplit=1)[0]
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

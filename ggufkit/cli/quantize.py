@@ -10,6 +10,7 @@ import typer
 
 from ggufkit.cli.common import ForceOpt, GpuLayersOpt, JsonOpt, QuietOpt, complete_quant_types
 from ggufkit.cli.output import human_bytes, notice, print_json, table
+from ggufkit.errors import EXIT_INTERRUPTED
 from ggufkit.quantize.job import QuantizeJob, run_job
 from ggufkit.runtime.settings import RunSettings
 
@@ -55,8 +56,13 @@ def quantize(
         kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
     )
     bars = _Bars() if not quiet and sys.stderr.isatty() else None
+    done: list = []
     try:
-        reports = run_job(job, bars.update if bars else None, None if quiet else notice)
+        reports = run_job(job, bars.update if bars else None, None if quiet else notice, done.append)
+    except KeyboardInterrupt:  # the llama.cpp child is killed, the output in progress never named
+        if bars:
+            bars.close()
+        return _interrupted(done, types or [], json_, quiet)
     finally:
         if bars:
             bars.close()
@@ -77,6 +83,25 @@ def quantize(
     elif not quiet:
         _print_reports(reports)
     return 0
+
+
+def _interrupted(done: list, types: list[str], json_: bool, quiet: bool) -> int:
+    """Ctrl-C: what was finished (its table or JSON), and one line."""
+    from ggufkit.errors import GgufkitError
+    from ggufkit.quantize.quant_types import quant_type
+
+    try:
+        n_types = len({quant_type(t).name for t in types})  # q4_k and q4_k_m are one
+    except GgufkitError:  # interrupted before the types were checked
+        n_types = len(set(types))
+    if json_:
+        print_json([r.to_dict() for r in done])
+    elif done and not quiet:
+        _print_reports(done)
+    finished = ", ".join(r.type for r in done) or "none"
+    notice(f"interrupted: {len(done)} of {n_types} types done ({finished}); the one in progress was stopped, "
+           "nothing of it written")
+    return EXIT_INTERRUPTED
 
 
 class _Bars:

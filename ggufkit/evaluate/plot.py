@@ -42,7 +42,7 @@ def plot(r: EvalResult, out: Path) -> None:
 
 def labels(r: EvalResult) -> list[str]:
     """Names short enough to read on a chart: what the file names do not share (`Q4_K_M` of
-    `model.F16-Q4_K_M.gguf` beside `model.F16.gguf`), the base marked."""
+    `model-Q4_K_M.gguf` beside `model.F16.gguf`, as `quantize` names children), the base marked."""
     from ggufkit.names import short_names
 
     return [f"{short} (base)" if m.vs_base is None else short

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import make_dir
+from ggufkit.names import child_name
 from ggufkit.quantize import CHILD
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ class QuantizeJob:
 
 
 def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
-            on_notice: Callable[[str], None] | None = None) -> list[QuantizeReport]:
+            on_notice: Callable[[str], None] | None = None,
+            on_done: Callable[[QuantizeReport], None] | None = None) -> list[QuantizeReport]:
+    """One report per type; `on_done` hears of each output as it is finished."""
     if job.model is None:
         raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
     if not job.types:
@@ -74,15 +77,15 @@ def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
         )
         targets = list(zip(qtypes, output_paths(job.model, qtypes, job.output, job.out_dir, job.dry_run)))
         hook = None if on_tensor is None else (lambda k, i, n, name: on_tensor(qtypes[k].name, i, n, name))
-        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started)
+        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started, on_done)
     finally:
         started.cancel()
 
 
 def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_dir: Path | None,
                  dry_run: bool) -> list[Path | None]:
-    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default);
-    None on a dry run with neither."""
+    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default),
+    NAME being the input's name without its own type; None on a dry run with neither."""
     if output is not None:
         if out_dir is not None:
             raise BadInputError("give -o or --out-dir, not both")
@@ -93,8 +96,11 @@ def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_
         return [None] * len(qtypes)
     if out_dir is not None and not dry_run:
         make_dir(out_dir)  # a new folder, as users expect of --out-dir
+    from ggufkit.quantize.quant_types import ALIASES, QUANT_TYPES
+
     where = out_dir if out_dir is not None else model.parent
-    return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
+    known = [*(t.name for t in QUANT_TYPES), *ALIASES]
+    return [where / child_name(model, q.name, known) for q in qtypes]
 
 
 QUALITY_KEYS = ("ppl", "ppl_err", "kld_mean", "kld_err", "kld_p99", "same_top", "dp_rms", "ln_ppl_ratio")

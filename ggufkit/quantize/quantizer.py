@@ -42,11 +42,14 @@ def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: Quanti
 
 def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
                      force: bool = False, on_tensor: TensorFn | None = None, on_notice: NoticeFn | None = None,
-                     started: StartedChild | None = None) -> list[QuantizeReport]:
+                     started: StartedChild | None = None,
+                     on_done: Callable[[QuantizeReport], None] | None = None) -> list[QuantizeReport]:
     """Quantize `src` (GGUF, or a legacy file converted on the fly) to each (type, output) in turn.
 
     `started`: a child of CHILD started by the caller (its imports overlap these checks), used for the
-    first target; the caller cancels it if this raises before using it.
+    first target; the caller cancels it if this raises before using it. `on_done` hears of each output
+    as it is finished (what an interruption leaves done: the one in progress is killed, nothing of it
+    written).
     """
     options = options or QuantizeOptions()
     kind = sniff(src)
@@ -55,12 +58,15 @@ def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], op
     input_bytes = src.stat().st_size
     with contextlib.ExitStack() as stack:
         model_path, model = (src, header) if header else _convert(src, targets, stack, on_notice)
-        return [
-            _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
-                          None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
-                          started if k == 0 else None)
-            for k, (qtype, out) in enumerate(targets)
-        ]
+        reports = []
+        for k, (qtype, out) in enumerate(targets):
+            reports.append(_quantize_one(
+                model_path, model, src, input_bytes, qtype, out, options,
+                None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
+                started if k == 0 else None))
+            if on_done is not None:
+                on_done(reports[-1])
+        return reports
 
 
 def split_outputs(out: Path, n: int) -> list[Path]:
@@ -138,16 +144,22 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
         _run(request, os.devnull, on_event, src, started)
         return report_dry_run(src, model, input_bytes, qtype.name, new_types, time.perf_counter() - t0)
     assert out is not None
+    # the report is read before the outputs get their names, so that an output that has its name is one the
+    # caller hears of (an interruption in between would leave a finished file unlisted)
     if not options.keep_split:
         with atomic_output(out) as tmp:
             _run(request, str(tmp), on_event, src, started)
+            report = report_from_outputs(src, input_bytes, qtype.name, [tmp], time.perf_counter() - t0)
         outputs = [out]
     else:
         outputs = split_outputs(out, _n_split(model))
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
             _run(request, str(Path(work) / outputs[0].name.split("-00001-of-")[0]), on_event, src, started)
+            report = report_from_outputs(src, input_bytes, qtype.name, [Path(work) / o.name for o in outputs],
+                                         time.perf_counter() - t0)
             _publish(Path(work), outputs)
-    return report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - t0)
+    report.outputs = [str(o) for o in outputs]
+    return report
 
 
 def _publish(work: Path, outputs: list[Path]) -> None:
