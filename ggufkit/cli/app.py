@@ -22,7 +22,9 @@ from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
 from ggufkit.cli import cache as cache_cmd
 from ggufkit.cli import convert as convert_cmd
+from ggufkit.cli import diff as diff_cmd
 from ggufkit.cli import doctor as doctor_cmd
+from ggufkit.cli import edit as edit_cmd
 from ggufkit.cli import eval as eval_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import models as models_cmd
@@ -30,6 +32,7 @@ from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
+from ggufkit.cli import split as split_cmd
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
 
@@ -83,7 +86,7 @@ def unwrap(text: str | None) -> str | None:
 app = typer.Typer(
     name="ggufkit",
     cls=_Group,
-    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run.",
+    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run; split, merge, edit and diff them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -113,6 +116,10 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
+app.command("split")(split_cmd.split)
+app.command("merge")(split_cmd.merge)
+app.command("edit")(edit_cmd.edit)
+app.command("diff")(diff_cmd.diff)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")
 

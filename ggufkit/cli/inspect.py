@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.cli.common import JsonOpt
-from ggufkit.cli.output import human_bytes, human_count, notice, print_json, table
+from ggufkit.cli.output import human_bytes, human_count, notice, print_json, short_value, table
 from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
 from ggufkit.runtime.settings import RunSettings
 
@@ -83,15 +83,8 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
     if show_template and tmpl:
         out += "\n\nchat template:\n" + tmpl
     if show_kv:
-        out += "\n\n" + table([[k, _short(v)] for k, v in s["kv"].items()], ["key", "value"])
+        out += "\n\n" + table([[k, short_value(v)] for k, v in s["kv"].items()], ["key", "value"])
     if show_tensors:
         rows = [[t["name"], "x".join(map(str, t["shape"])), t["type"], t["bytes"], t["offset"]] for t in s["tensors"]]
         out += "\n\n" + table(rows, ["name", "shape", "type", "bytes", "offset"])
     return out
-
-
-def _short(v: object) -> str:
-    if isinstance(v, dict) and "length" in v:
-        return f"[{v['length']} items] {v['head']}..."
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 120 else text[:117] + "..."

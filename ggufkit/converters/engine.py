@@ -22,7 +22,7 @@ from gguf.constants import GGUF_DEFAULT_ALIGNMENT, Keys
 
 from ggufkit.converters import requantize
 from ggufkit.converters.tokenizer import add_vocab
-from ggufkit.converters.copy import copy_range
+from ggufkit.converters.copy import copy_range, write_all
 from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
 from ggufkit.errors import BadInputError
 from ggufkit.families.base import Geometry
@@ -248,17 +248,10 @@ def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress:
             else:
                 values = p.layout.dequantize(blocks_in).reshape(raw.shape[0], p.src.shape[0])
                 out = requantize.quantize_rows(values, gguf.GGMLQuantizationType(p.out_type))
-        _write_all(dst, np.ascontiguousarray(out).data)
+        write_all(dst, np.ascontiguousarray(out).data)
         if on_progress is not None:
             on_progress(raw.nbytes)
     return worst
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    view = data.cast("B")
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def _pad(fd: int) -> None:
