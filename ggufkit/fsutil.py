@@ -49,6 +49,18 @@ def check_output(out: Path, inputs: list[Path], force: bool) -> None:
     check_writable(out.parent, out)
 
 
+def check_split_outputs(out: Path, force: bool) -> None:
+    """For a split model's shards, OUT-0000i-of-0000n.gguf, named only once written: their folder exists and
+    takes files, and no shard of that name is there yet unless `force`."""
+    if not out.parent.is_dir():
+        raise BadInputError("output directory does not exist", out.parent)
+    prefix = glob.escape(out.name.removesuffix(".gguf"))
+    existing = sorted(out.parent.glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].gguf"))
+    if existing and not force:
+        raise BadInputError("output exists (use --force to overwrite)", existing[0])
+    check_writable(out.parent, out)
+
+
 def check_writable(folder: Path, name: Path | None = None) -> None:
     """Raise `cannot write: …` (exit 1) now, before any work, if no file can be made in `folder`
     (a read-only file system, no permission): tried with a file that vanishes at once."""

@@ -28,6 +28,7 @@ def convert(
     metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json or tokenizer.json.")] = None,
     requantize_to: Annotated[Optional[str], typer.Option("--requantize-to", help="Type for tensors of the removed Q4_2/Q4_3 types (q4_0, q4_1, q5_0, q5_1, q8_0, f16, f32). Default: Q4_2 -> q4_0, Q4_3 -> q4_1.")] = None,
     arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous: llama, gpt2, starcoder, gptneox, mpt, falcon (gptj, replit, rwkv: inspect only). Default: told from the file.")] = None,
+    split_max_size: Annotated[Optional[str], typer.Option("--split-max-size", help="Split the output into shards of at most this much tensor data, as `ggufkit split --max-size` (500M = 500 MB, 2G = 2 GB): OUT-00001-of-0000N.gguf ...", show_default=False)] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference.")] = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -52,8 +53,11 @@ def convert(
 
     from ggufkit.cli.progress import byte_bar
 
+    from ggufkit.cli.split import parse_split_size
+
     options = ConvertOptions(eps, context_length, rope_freq_base, gqa, name, description, metadata_dir, verify,
-                             arch, requantize_to)
+                             arch, requantize_to,
+                             None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"))
     batch = out_dir is not None or len(inputs) > 1 or inputs[0].is_dir()
     if not batch:
         src = inputs[0]
@@ -67,7 +71,8 @@ def convert(
         elif not quiet:
             m = report.metadata
             src_of = m["sources"]
-            typer.echo(f"converted {report.input} -> {report.output}")
+            more = f" (+{len(report.shards) - 1} more shards)" if len(report.shards) > 1 else ""
+            typer.echo(f"converted {report.input} -> {report.output}{more}")
             typer.echo(f"  {report.file_type}, {report.tensors} tensors, {human_bytes(report.bytes)} in {report.seconds:.2f} s")
             base = (f"{m['rope_freq_base']:g} ({src_of['rope_freq_base']})" if m["rope_freq_base"] is not None
                     else "not set (llama.cpp: 10000)")

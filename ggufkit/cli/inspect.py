@@ -64,7 +64,7 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
         *([("convert", s["convert"])] if s.get("convert") else []),
         ("name", s["name"] or "-"),
         ("file type", s["file_type"] or "-"),
-        ("size", human_bytes(s["file_size"])),
+        ("size", human_bytes(s["file_size"]) + (f" in {len(s['shards'])} shards" if s["shards"] else "")),
         ("parameters", human_count(s["parameters"])),
         ("hparams", hp or "-"),
         ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer'] or 'tokenizer unknown'}){'; ' + special if special else ''}" if s["vocab_size"] else "-"),
@@ -79,7 +79,9 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
             f"KV cache {human_bytes(m['kv_cache_bytes'])} + margin {human_bytes(m['margin_bytes'])})",
         ))
     width = max(len(k) for k, _ in lines) + 1
-    out = "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
+    lines += [("shard" if i else "shards", f"{sh['path']} ({sh['tensors']} tensors, {human_bytes(sh['bytes'])})")
+              for i, sh in enumerate(s["shards"])]
+    out = "\n".join(f"{k + ':' if k != 'shard' else '':<{width}} {v}" for k, v in lines)
     if show_template and tmpl:
         out += "\n\nchat template:\n" + tmpl
     if show_kv:

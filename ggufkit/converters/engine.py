@@ -31,7 +31,7 @@ from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
 from ggufkit.formats.legacy import LegacyModel, read_legacy
 from ggufkit.formats.legacy import blocks
 from ggufkit.formats.legacy.parts import RowReader
-from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.fsutil import atomic_output, check_output, check_split_outputs
 
 ProgressFn = Callable[[int], None]  # called with the number of input bytes just converted
 CHUNK_BYTES = 16 << 20  # rows read, repacked and written at a time
@@ -65,6 +65,7 @@ class ConvertReport:
     conversion: dict[str, Any] = field(default_factory=dict)  # source format, what happened to the blocks, loss
     verified: dict[str, Any] | None = None  # --verify: what was compared and the largest difference
     warnings: list[str] = field(default_factory=list)  # e.g. an unknown file type in the header
+    shards: list[str] = field(default_factory=list)  # --split-max-size: every file written (output is the first)
 
 
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
@@ -105,27 +106,44 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
         raise BadInputError(f"config.json says {meta.n_head_kv} KV heads, the K projection holds {n_head_kv}", src)
     plans = plan(m, geo, requantize.target(options.requantize_to))
     conversion = _conversion_summary(m, plans)
-    check_output(out, [src, *(Path(p.path) for p in m.parts)], force)
+    inputs = [src, *(Path(p.path) for p in m.parts)]
+    if options.split_max_size is None:
+        check_output(out, inputs, force)
+    else:
+        check_split_outputs(out, force)
     verified = None
     tokenizer: dict[str, str] = {}
-    with atomic_output(out) as tmp:
+
+    def produce(tmp: Path) -> float | None:
+        nonlocal verified
         scale_change = _write(m, geo, meta, options, plans, conversion, src, tmp, on_progress, tokenizer)
-        if scale_change is not None:
-            conversion["max_scale_change"] = scale_change
         if options.verify:
             from ggufkit.converters.verify import verify
 
             verified = verify(m, plans, tmp)
+        return scale_change
+
+    shards: list[Path] = []
+    if options.split_max_size is None:
+        with atomic_output(out) as tmp:
+            scale_change = produce(tmp)
+    else:
+        from ggufkit.surgery.split import split_written  # the splitter: headers and kernel copies only
+
+        scale_change, shards = split_written(produce, out, options.split_max_size, force)
+    if scale_change is not None:
+        conversion["max_scale_change"] = scale_change
     file_type = ftype_name(_file_type(m, plans))
     warnings = [] if m.ftype in LEGACY_FTYPES else [
         f"the header's file type {m.ftype} is unknown to llama.cpp: wrote {file_type}, what the tensors hold"]
     return ConvertReport(
-        str(src), str(out), file_type=file_type, tensors=len(m.tensors), bytes=sum(p.out_nbytes for p in plans),
+        str(src), str(shards[0] if shards else out), file_type=file_type, tensors=len(m.tensors),
+        bytes=sum(p.out_nbytes for p in plans),
         seconds=time.perf_counter() - started,
         metadata={"context_length": meta.context_length, _eps_name(m): meta.eps, "eps_name": _eps_name(m),
                   "rope_freq_base": meta.rope_freq_base, "head_count_kv": n_head_kv, "sources": meta.sources,
                   "tokenizer": tokenizer},
-        conversion=conversion, verified=verified, warnings=warnings,
+        conversion=conversion, verified=verified, warnings=warnings, shards=[str(p) for p in shards],
     )
 
 

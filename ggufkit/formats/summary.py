@@ -52,6 +52,7 @@ class ModelSummary:
     detection: list[str] = field(default_factory=list)  # how the format and family were told
     recognised: bool = True  # legacy files: the tensor table is the family's (else only the header is reported)
     convert: str | None = None  # legacy files: what `convert` does with it ("refused: why")
+    shards: list[dict[str, Any]] = field(default_factory=list)  # a split model: path, tensors, bytes of each file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +124,7 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
         tokenizer=jsonable(g.kv.get(Keys.Tokenizer.MODEL)), special_tokens=special,
         chat_template=template if isinstance(template, str) else None,
         tensors=_tensor_rows(g.tensors), kv={k: jsonable(v) for k, v in g.kv.items()},
+        shards=[{"path": f.path, "tensors": len(f.tensors), "bytes": f.file_size} for f in g.shards],
     )
 
 

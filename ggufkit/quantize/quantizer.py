@@ -20,7 +20,7 @@ from gguf.constants import Keys
 from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
-from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.fsutil import atomic_output, check_output, check_split_outputs
 from ggufkit.quantize import CHILD
 from ggufkit.quantize.options import QuantizeOptions
 from ggufkit.quantize.quant_types import QuantType
@@ -52,11 +52,11 @@ def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], op
     kind = sniff(src)
     header = read_gguf(src) if kind == "gguf" else None  # validated before llama.cpp sees it
     _check_targets(src, targets, options, force, _n_split(header) if header else 1)
-    input_bytes = src.stat().st_size
+    input_bytes = header.file_size if header else src.stat().st_size  # a split model: all its shards
     with contextlib.ExitStack() as stack:
         model_path, model = (src, header) if header else _convert(src, targets, stack, on_notice)
         return [
-            _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
+            _quantize_one(model_path, model, src, input_bytes, qtype, out, options, force,
                           None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
                           started if k == 0 else None)
             for k, (qtype, out) in enumerate(targets)
@@ -84,6 +84,8 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
         read_imatrix(options.imatrix)
     if options.threads < 0:
         raise BadInputError(f"--threads must be 0 (all) or more, got {options.threads}")
+    if options.keep_split and options.split_max_size is not None:
+        raise BadInputError("give --keep-split or --split-max-size, not both")
     seen: set[Path] = set()
     for qtype, out in targets:
         if qtype.needs_imatrix and options.imatrix is None and not options.dry_run:
@@ -97,6 +99,9 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
         if out.resolve() in seen:
             raise BadInputError("two targets would write the same file", out)
         seen.add(out.resolve())
+        if options.split_max_size is not None:
+            check_split_outputs(out, force)
+            continue
         for path in split_outputs(out, n_split) if options.keep_split else [out]:
             check_output(path, [src], force)
 
@@ -115,7 +120,7 @@ def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: con
 
 
 def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int, qtype: QuantType,
-                  out: Path | None, options: QuantizeOptions,
+                  out: Path | None, options: QuantizeOptions, force: bool,
                   on_tensor: Callable[[int, int, str], None] | None, started: StartedChild | None) -> QuantizeReport:
     new_types: dict[str, str] = {}
 
@@ -127,7 +132,8 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
             on_tensor(event["index"], event["total"], event["name"])
 
     request = {
-        **{k: v for k, v in asdict(options).items() if k not in ("imatrix", "kv_overrides", "tensor_types")},
+        **{k: v for k, v in asdict(options).items()
+           if k not in ("imatrix", "kv_overrides", "tensor_types", "split_max_size")},
         "input": str(model_path), "ftype": int(qtype.ftype), "only_copy": qtype.only_copy,
         "kv_overrides": [[o.key, o.kind, o.value] for o in options.kv_overrides],
         "tensor_types": [list(t) for t in options.tensor_types],
@@ -138,7 +144,12 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
         _run(request, os.devnull, on_event, src, started)
         return report_dry_run(src, model, input_bytes, qtype.name, new_types, time.perf_counter() - t0)
     assert out is not None
-    if not options.keep_split:
+    if options.split_max_size is not None:
+        from ggufkit.surgery.split import split_written
+
+        _, outputs = split_written(lambda tmp: _run(request, str(tmp), on_event, src, started), out,
+                                   options.split_max_size, force)
+    elif not options.keep_split:
         with atomic_output(out) as tmp:
             _run(request, str(tmp), on_event, src, started)
         outputs = [out]
