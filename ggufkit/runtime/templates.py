@@ -159,7 +159,7 @@ def _compile(t: ChatTemplate):
         if isinstance(key, str) and key.startswith("_"):
             raise BadInputError(
                 f"{t.name} chat template refused: it reaches for {key!r} (line {node.lineno}), "
-                "which could escape the sandbox; use --template NAME or --template-file instead")
+                "which could escape the sandbox")
     compiled = env.from_string(ast)
     _compiled[t.source] = compiled
     return compiled
@@ -208,7 +208,7 @@ def select(name: str | None, file: Path | None, model_source: str | None, bos: s
         return from_model(model_source, bos, eos)
     except BadInputError as e:
         if strict:
-            raise BadInputError(e.message, model_path) from None
+            raise BadInputError(f"{e.message} (use --template NAME or --template-file instead)", model_path) from None
         if on_notice:
             on_notice(f"warning: {e.message}; using {FALLBACK_TEMPLATE}")
         return fallback()

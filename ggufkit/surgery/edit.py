@@ -99,13 +99,16 @@ class _Editor:
 
         path = Path(given)
         if path.is_file():
-            source, name = read_text(path, "template", MAX_TEMPLATE_BYTES), f"template file {path}:"
+            source = read_text(path, "template", MAX_TEMPLATE_BYTES)
         elif given in BUILTIN_TEMPLATES:
-            source, name = BUILTIN_TEMPLATES[given], given
+            source, path = BUILTIN_TEMPLATES[given], None
         else:
             raise BadInputError(f"--chat-template {given!r} is neither a file nor a template name "
                                 f"(one of: {', '.join(BUILTIN_TEMPLATES)})")
-        check(ChatTemplate(name, source))  # parsed, screened for unsafe constructs, rendered in the sandbox
+        try:
+            check(ChatTemplate("the", source))  # parsed, screened for unsafe constructs, rendered in the sandbox
+        except BadInputError as e:
+            raise BadInputError(e.message, path) from None
         self.set(Keys.Tokenizer.CHAT_TEMPLATE, source, (GGUFValueType.STRING, None))
 
     def special_token(self, item: str) -> None:
