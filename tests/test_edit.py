@@ -13,7 +13,9 @@ import pytest
 from gguf.constants import GGUFValueType as V
 from gguf.constants import Keys
 
+from ggufkit.errors import BadInputError
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
+from ggufkit.surgery.edit import Edits, edit
 from tests.conftest import assert_clean_error, json_of
 
 
@@ -72,36 +74,49 @@ def test_in_place_replaces_the_file_whole(cli, tiny, tmp_path):
     assert data_of(model) == data_of(tiny)
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--set", "general.alignment=64"], ["general.alignment", "refused", "wrong bytes"]),
-    (["--set", "llama.embedding_length=512"], ["llama.embedding_length", "refused", "shapes"]),
-    (["--remove", "llama.block_count"], ["llama.block_count", "refused"]),
-    (["--set", "split.count=2"], ["split.count", "refused", "ggufkit split"]),
-    (["--set", "llama.context_length=long"], ["llama.context_length", "uint32", "not an integer"]),
-    (["--set", "tokenizer.ggml.bos_token_id=99999"], ["bos_token_id", "outside the vocabulary"]),
-    (["--special-token", "eos=<nope>"], ["no token '<nope>'"]),
-    (["--special-token", "boss=1"], ["ROLE"]),
-    (["--remove", "no.such.key"], ["no.such.key", "no such key"]),
-    (["--set", "novalue"], ["KEY=VALUE"]),
-    (["--chat-template", "nosuchname"], ["neither a file nor a template name"]),
-    ([], ["nothing to change"]),
+@pytest.mark.parametrize("edits, fragments", [
+    (Edits(sets=["general.alignment=64"]), ["general.alignment", "refused", "wrong bytes"]),
+    (Edits(sets=["llama.embedding_length=512"]), ["llama.embedding_length", "refused", "shapes"]),
+    (Edits(removes=["llama.block_count"]), ["llama.block_count", "refused"]),
+    (Edits(sets=["split.count=2"]), ["split.count", "refused", "ggufkit split"]),
+    (Edits(sets=["llama.context_length=long"]), ["llama.context_length", "uint32", "not an integer"]),
+    (Edits(sets=["llama.context_length=-1"]), ["llama.context_length", "outside 0..4294967295"]),
+    (Edits(sets=["tokenizer.ggml.bos_token_id=99999"]), ["bos_token_id", "outside the vocabulary"]),
+    (Edits(sets=["general.tags=[1, \"a\"]"]), ["general.tags", "all be text, all numbers"]),
+    (Edits(special_tokens=["eos=<nope>"]), ["no token '<nope>'"]),
+    (Edits(special_tokens=["boss=1"]), ["ROLE"]),
+    (Edits(removes=["no.such.key"]), ["no.such.key", "no such key"]),
+    (Edits(sets=["novalue"]), ["KEY=VALUE"]),
+    (Edits(chat_template="nosuchname"), ["neither a file nor a template name"]),
+    (Edits(), ["nothing to change"]),
 ])
-def test_refusals_leave_nothing(cli, tiny, tmp_path, args, fragments):
+def test_refusals_leave_nothing(tiny, tmp_path, edits, fragments):
+    """The core's refusals (the CLI turns each into one line: see the test below)."""
     before = sha(tiny)
-    assert_clean_error(cli("edit", tiny, "-o", tmp_path / "e.gguf", *args), 2, *fragments)
+    with pytest.raises(BadInputError) as e:
+        edit(tiny, edits, tmp_path / "e.gguf")
+    assert all(f in str(e.value) for f in fragments), str(e.value)
     assert list(tmp_path.iterdir()) == [] and sha(tiny) == before
+
+
+def test_a_refusal_is_one_line(cli, tiny, tmp_path):
+    r = cli("edit", tiny, "-o", tmp_path / "e.gguf", "--set", "llama.attention.head_count=8")
+    assert_clean_error(r, 2, "llama.attention.head_count: refused")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("template, fragment", [
     ("{% for m in messages %}{{ m.content }", "does not parse"),
     ("{{ messages.__class__.__mro__ }}", "it reaches for '__"),
     ("{{ cycler.__init__.__globals__.os }}", "could escape the sandbox"),
+    ("{{ raise_exception('no') }}", "rejected the conversation"),
 ])
-def test_bad_templates_are_refused_before_anything_is_written(cli, tiny, tmp_path, template, fragment):
+def test_bad_templates_are_refused_before_anything_is_written(tiny, tmp_path, template, fragment):
     t = tmp_path / "t.jinja"
     t.write_text(template)
-    r = cli("edit", tiny, "-o", tmp_path / "e.gguf", "--chat-template", t)
-    assert_clean_error(r, 2, str(t), fragment)
+    with pytest.raises(BadInputError, match=fragment) as e:
+        edit(tiny, Edits(chat_template=str(t)), tmp_path / "e.gguf")
+    assert e.value.path == str(t)
     assert not (tmp_path / "e.gguf").exists()
 
 
