@@ -8,6 +8,7 @@ carries its code) for errors; main() prints the one line and exits.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
 import traceback
@@ -124,13 +125,19 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")
 
 
+@functools.cache
+def _command() -> click.Command:
+    """The click command tree, built once per process (tests run many command lines in one)."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = _Debug(on=bool(os.environ.get("GGUFKIT_DEBUG")))
     if not debug.on and "GGML_NO_BACKTRACE" not in os.environ:
         # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
         os.environ["GGML_NO_BACKTRACE"] = "1"
         debug.quiet_ggml = True
-    command = typer.main.get_command(app)
+    command = _command()
     try:
         code = command.main(args=argv, prog_name="ggufkit", standalone_mode=False, obj=debug)
     except GgufkitError as e:

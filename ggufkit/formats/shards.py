@@ -78,7 +78,12 @@ def join(first: GgufFile) -> GgufFile:
                             f"says {total}", first.path)
     whole = GgufFile(first.path, first.version, first.kv, first.kv_types, [t for s in shards for t in s.tensors],
                      first.alignment, first.data_offset, sum(s.file_size for s in shards), shards)
-    check_consistency(whole)
+    try:
+        check_consistency(whole)
+    except BadInputError as e:  # say which shard holds the tensor that disagrees with the first's metadata
+        other = next((i for i, s in enumerate(shards[1:], 2) for t in s.tensors if t.name in e.message), None)
+        where = f" (shard {other} of {n} holds it: a shard of another model?)" if other else ""
+        raise BadInputError(e.message + where, first.path) from None
     return whole
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ggufkit.formats import cursor
-from ggufkit.formats.detect import open_model
+from ggufkit.formats.detect import open_model, sniff
+from ggufkit.formats.gguf_file import read_gguf
 
 BOUNDARY = (0, 1, 2, 3, 7, 31, 32, 255, 256, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
             1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)
@@ -37,7 +38,10 @@ def fields_of(path: Path) -> list[Field]:
 
     cursor.Cursor.read = recording_read  # type: ignore[method-assign]
     try:
-        open_model(path)
+        if sniff(path) == "gguf":
+            read_gguf(path, whole=False)  # this file's fields only (a shard's siblings are other files)
+        else:
+            open_model(path)
     finally:
         cursor.Cursor.read = original  # type: ignore[method-assign]
     return found
