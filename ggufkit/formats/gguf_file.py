@@ -172,7 +172,7 @@ class _Parser:
             return np.frombuffer(data, dtype=np.dtype(fmt)).copy(), sub
         cur.count(count, 8 if self.wide else 4, f"length of {key!r}")
         if sub == GGUFValueType.STRING:
-            return [self.string(f"item of {key!r}") for _ in range(count)], sub
+            return cur.strings(count, 8 if self.wide else 4, f"item of {key!r}"), sub
         if depth >= MAX_NESTING:
             raise cur.fail(f"array {key!r} is nested too deeply")
         return [self.array(key, depth + 1)[0] for _ in range(count)], sub

@@ -38,6 +38,9 @@ class TensorEntry:
     nbytes: int
 
 
+_U64 = struct.Struct("<Q")
+
+
 def pad(n: int, alignment: int) -> int:
     return -n % alignment
 
@@ -56,8 +59,12 @@ def encode_value(key: str, value: Any, types: KvTypes) -> bytes:
             raise BadInputError(f"{key}: an array of arrays, which llama.cpp cannot read")
         items = list(value) if not isinstance(value, np.ndarray) else value
         out += struct.pack("<IQ", sub, len(items))
-        if sub == GGUFValueType.STRING:
-            return out + b"".join(encode_string(s) for s in items)
+        if sub == GGUFValueType.STRING:  # a vocabulary: 250k strings, so no call per item
+            pack, parts = _U64.pack, []
+            for text in items:
+                raw = text.encode("utf-8", "surrogateescape")
+                parts += (pack(len(raw)), raw)
+            return out + b"".join(parts)
         return out + np.asarray(items, dtype=np.dtype(SCALAR_FORMATS[sub])).tobytes()
     if vtype == GGUFValueType.STRING:
         return out + encode_string(value)

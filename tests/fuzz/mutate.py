@@ -8,6 +8,7 @@ values, the kind of edit that breaks a parser that trusts them.
 from __future__ import annotations
 
 import random
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,15 @@ def fields_of(path: Path) -> list[Field]:
             found.append(Field(self.pos, n, what))
         return original(self, n, what)
 
+    def recording_strings(self: cursor.Cursor, count: int, width: int, what: str) -> list[str]:
+        # item by item through `read`, so each string's length is a field too
+        unpack = {4: "<I", 8: "<Q"}[width]
+        return [self.read(struct.unpack(unpack, self.read(width, what))[0], what).decode("utf-8", "surrogateescape")
+                for _ in range(count)]
+
+    strings = cursor.Cursor.strings
     cursor.Cursor.read = recording_read  # type: ignore[method-assign]
+    cursor.Cursor.strings = recording_strings  # type: ignore[method-assign]
     try:
         if sniff(path) == "gguf":
             read_gguf(path, whole=False)  # this file's fields only (a shard's siblings are other files)
@@ -44,6 +53,7 @@ def fields_of(path: Path) -> list[Field]:
             open_model(path)
     finally:
         cursor.Cursor.read = original  # type: ignore[method-assign]
+        cursor.Cursor.strings = strings  # type: ignore[method-assign]
     return found
 
 
