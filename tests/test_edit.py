@@ -137,3 +137,10 @@ def test_first_shard_in_place_edits_the_split_model(cli, tiny, tmp_path):
     assert sha(second) == untouched
     doc = json_of(cli("inspect", first, "--json"))
     assert doc["name"] == "Split" and len(doc["tensors"]) == len(gguf.GGUFReader(tiny).tensors)
+
+
+def test_a_value_already_there_is_no_change(tiny, tmp_path):
+    name = gguf.GGUFReader(tiny).fields[Keys.General.NAME].contents()
+    report = edit(tiny, Edits(sets=[f"general.name={name}"]), tmp_path / "e.gguf")
+    assert report.changes == []
+    assert (tmp_path / "e.gguf").read_bytes() == tiny.read_bytes()  # written as gguf.cpp writes: the same bytes

@@ -42,8 +42,8 @@ def edit(
     if quiet:
         return
     where = f"{report.output} (in place)" if report.in_place else f"{report.input} -> {report.output}"
-    typer.echo(f"edited {where}: {len(report.changes)} change(s), {human_bytes(report.bytes)} "
-               f"in {report.seconds:.2f} s")
+    what = f"{len(report.changes)} change(s)" if report.changes else "no change (every value was already so)"
+    typer.echo(f"edited {where}: {what}, {human_bytes(report.bytes)} in {report.seconds:.2f} s")
     for c in report.changes:
         if c["action"] == "remove":
             typer.echo(f"  - {c['key']} ({c['type']}): {short_value(c['old'], 70)}")

@@ -25,7 +25,7 @@ from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
 from ggufkit.formats.summary import jsonable
 from ggufkit.fsutil import atomic_output, check_output, read_text
-from ggufkit.surgery.header import KvTypes, TensorEntry, encode_header, pad
+from ggufkit.surgery.header import KvTypes, TensorEntry, encode_header, encode_value, pad
 from ggufkit.surgery.keys import SPECIAL_TOKENS, known_type, parse_value, refusal
 
 
@@ -65,6 +65,7 @@ class _Editor:
         self.kv = dict(g.kv)
         self.types = dict(g.kv_types)
         self.changes: list[dict[str, Any]] = []
+        self.requested = 0  # edits asked for (a --set to the value already there changes nothing)
 
     def _allowed(self, key: str) -> None:
         why = refusal(key, self.g.architecture)
@@ -72,9 +73,12 @@ class _Editor:
             raise BadInputError(f"{key}: refused: {why}")
 
     def set(self, key: str, value: Any, types: KvTypes) -> None:
-        old = self.kv.get(key)
+        self.requested += 1
+        new = encode_value(key, value, types)
+        if key in self.kv and encode_value(key, self.kv[key], self.types[key]) == new:
+            return  # already so
         self.changes.append({"key": key, "action": "set", "type": type_label(types),
-                             "old": None if key not in self.kv else jsonable(old), "new": jsonable(value)})
+                             "old": jsonable(self.kv[key]) if key in self.kv else None, "new": jsonable(value)})
         self.kv[key], self.types[key] = value, types  # an existing key keeps its place
 
     def set_text(self, item: str) -> None:
@@ -89,6 +93,7 @@ class _Editor:
         self._allowed(key)
         if key not in self.kv:
             raise BadInputError(f"--remove {key}: the file has no such key")
+        self.requested += 1
         self.changes.append({"key": key, "action": "remove", "type": type_label(self.types[key]),
                              "old": jsonable(self.kv.pop(key)), "new": None})
         del self.types[key]
@@ -152,7 +157,7 @@ def edit(src: Path, edits: Edits, out: Path | None = None, in_place: bool = Fals
         e.chat_template(edits.chat_template)
     for item in edits.special_tokens:
         e.special_token(item)
-    if not e.changes:
+    if not e.requested:
         raise BadInputError("nothing to change: give --set, --remove, --chat-template or --special-token")
     check_consistency(replace(g, kv=e.kv, kv_types=e.types))  # what any reader would refuse, refused now
     header = encode_header(e.kv, e.types, (TensorEntry(t.name, t.shape, t.ggml_type, t.nbytes) for t in first.tensors),
