@@ -4,7 +4,6 @@ dequantization of whole tensors, legacy files as they convert."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import gguf
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from gguf.quants import dequantize
 
 from ggufkit.samples.make import make_sample
-from tests.conftest import assert_clean_error, json_of
+from tests.conftest import assert_clean_error
 
 
 def diff_json(cli, *args) -> tuple[int, dict]:

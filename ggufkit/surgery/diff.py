@@ -24,8 +24,7 @@ from ggufkit.formats.gguf_file import GgufFile
 from ggufkit.formats.shards import SPLIT_KEYS
 from ggufkit.formats.summary import jsonable
 from ggufkit.surgery.compare import Located, ProgressFn, same_bytes, value_difference
-from ggufkit.surgery.edit import type_label
-from ggufkit.surgery.header import encode_value
+from ggufkit.surgery.header import encode_value, type_label
 
 
 @dataclass

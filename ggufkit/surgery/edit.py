@@ -25,7 +25,7 @@ from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
 from ggufkit.formats.summary import jsonable
 from ggufkit.fsutil import atomic_output, check_output, read_text
-from ggufkit.surgery.header import KvTypes, TensorEntry, encode_header, encode_value, pad
+from ggufkit.surgery.header import KvTypes, TensorEntry, encode_header, encode_value, pad, type_label
 from ggufkit.surgery.keys import SPECIAL_TOKENS, known_type, parse_value, refusal
 
 
@@ -50,13 +50,6 @@ class EditReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def type_label(types: KvTypes | None) -> str | None:
-    if types is None:
-        return None
-    vtype, sub = types
-    return f"array[{sub.name.lower()}]" if vtype == GGUFValueType.ARRAY and sub is not None else vtype.name.lower()
 
 
 class _Editor:

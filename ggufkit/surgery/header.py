@@ -41,6 +41,12 @@ class TensorEntry:
 _U64 = struct.Struct("<Q")
 
 
+def type_label(types: KvTypes) -> str:
+    """`uint32`, `string`, `array[string]`: a value's stored type as edit and diff show it."""
+    vtype, sub = types
+    return f"array[{sub.name.lower()}]" if vtype == GGUFValueType.ARRAY and sub is not None else vtype.name.lower()
+
+
 def pad(n: int, alignment: int) -> int:
     return -n % alignment
 
