@@ -196,3 +196,26 @@ def test_smollm2_first_shard_generates_what_the_whole_file_does(cli, smol_split,
     assert cli("merge", by_size[0], "-o", merged, "-q").code == 0
     assert cli("diff", smol, merged, "-q").code == 0  # the same model, byte for byte (split keys aside)
     assert data_section(merged) == data_section(smol)
+
+
+def test_quantize_and_convert_split_their_outputs(cli, samples, tmp_path):
+    r = cli("quantize", samples.gguf("f32"), "-t", "q8_0", "-o", tmp_path / "q.gguf", "--split-max-size", "1M",
+            "--json")
+    doc = json_of(r)
+    shards = sorted(tmp_path.glob("q-*.gguf"))
+    assert doc["outputs"] == [str(p) for p in shards] and len(shards) > 1
+    assert sorted(tmp_path.iterdir()) == shards  # the scratch file is gone
+    one = tmp_path / "one.gguf"
+    assert cli("quantize", samples.gguf("f32"), "-t", "q8_0", "-o", one, "-q").code == 0
+    assert cli("diff", one, shards[0], "-q").code == 0  # the same model as quantized into one file
+    assert doc["output_bytes"] == sum(p.stat().st_size for p in shards)
+    assert cli("run", shards[0], "-p", "hello", "-n", "2", "--temp", "0", "-ngl", "all").code == 0
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    r = cli("convert", samples.ggjt3("q4_0"), "-o", conv / "c.gguf", "--split-max-size", "500K", "--json")
+    doc = json_of(r)
+    assert doc["shards"] == [str(p) for p in sorted(conv.glob("c-*.gguf"))] and doc["output"] == doc["shards"][0]
+    assert len(doc["shards"]) > 1 and sorted(conv.iterdir()) == [Path(p) for p in doc["shards"]]
+    assert cli("diff", samples.ggjt3("q4_0"), doc["output"], "-q").code == 0  # what it converts to, in shards
+    assert_clean_error(cli("convert", samples.ggjt3("q4_0"), "-o", conv / "c.gguf", "--split-max-size", "500K"), 2,
+                       "c-00001-of-", "--force")

@@ -68,6 +68,11 @@ class ConvertReport:
     shards: list[str] = field(default_factory=list)  # --split-max-size: every file written (output is the first)
 
 
+def default_name(src: Path) -> str:
+    """general.name of a conversion without --name: the input's file name up to its first dot."""
+    return src.name.split(".")[0]
+
+
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
     """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise."""
     if sniff(src) == "gguf":
@@ -185,7 +190,7 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     assert arch is not None
     ftype = _file_type(m, plans)
     w = gguf.GGUFWriter(tmp, arch)
-    w.add_name(options.name or src.name.split(".")[0])
+    w.add_name(options.name or default_name(src))
     lossy = f" ({', '.join(conversion['requantized_types'])} requantized)" if conversion["requantized"] else ""
     w.add_description(options.description or f"converted from legacy {m.label} {ftype_name(m.ftype)} by ggufkit{lossy}")
     w.add_file_type(ftype)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gguf.constants import Keys
 
 from ggufkit.converters.cache import open_as_gguf
 from ggufkit.errors import BadInputError
@@ -98,10 +99,20 @@ def _row(t) -> dict[str, Any]:  # noqa: ANN001
     return {"name": t.name, "type": t.type_name, "shape": list(t.shape)}
 
 
+def _open(path: Path, on_notice: Callable[[str], None] | None) -> GgufFile:
+    """The model as one GGUF: a legacy file as `convert` would write it. The conversion cache is keyed on
+    content, so its copy may bear the name of another file with the same bytes: the name is this one's."""
+    from ggufkit.converters.engine import default_name
+
+    converted, g = open_as_gguf(path, on_notice)
+    if converted != path and isinstance(g.kv.get(Keys.General.NAME), str):
+        g.kv[Keys.General.NAME] = default_name(path)
+    return g
+
+
 def diff(path_a: Path, path_b: Path, values: bool = False, on_notice: Callable[[str], None] | None = None,
          on_progress: ProgressFn | None = None) -> DiffReport:
-    _, a = open_as_gguf(path_a, on_notice)
-    _, b = open_as_gguf(path_b, on_notice)
+    a, b = _open(path_a, on_notice), _open(path_b, on_notice)
     report = DiffReport(str(path_a), str(path_b), files={"a": len(a.files()), "b": len(b.files())})
     report.metadata = _metadata(a, b)
     with contextlib.ExitStack() as stack:
