@@ -111,6 +111,15 @@ def packed_by_size(tiny: Path, outputs: list[dict], limit: int) -> bool:
     return i == len(sizes)
 
 
+def test_bench_measures_a_split_model_from_its_first_shard(cli, tiny, tmp_path):
+    assert cli("split", tiny, "--max-tensors", "8", "-o", tmp_path / "m", "-q").code == 0
+    r = cli("bench", tmp_path / "m-00001-of-00003.gguf", "-p", "8", "-n", "4", "-r", "1", "-t", "1", "-ngl", "all",
+            "--format", "json", "-q")
+    row = json_of(r)["rows"][0]
+    assert row["error"] is None and row["tg_tps"] > 0
+    assert row["size_bytes"] == sum(p.stat().st_size for p in tmp_path.iterdir())
+
+
 def test_dry_run_writes_nothing_and_sizes_are_decimal(cli, tiny, tmp_path):
     doc = json_of(cli("split", tiny, "--max-size", "900K", "-o", tmp_path / "m", "--dry-run", "--json"))
     assert doc["dry_run"] and list(tmp_path.iterdir()) == []

@@ -111,7 +111,8 @@ def _open(path: Path, on_notice: Callable[[str], None] | None) -> GgufFile:
 
 
 def diff(path_a: Path, path_b: Path, values: bool = False, on_notice: Callable[[str], None] | None = None,
-         on_progress: ProgressFn | None = None) -> DiffReport:
+         on_progress: Callable[[int, int], None] | None = None) -> DiffReport:
+    """`on_progress(done, total)`: bytes of tensor data read so far, of about as many as there are to read."""
     a, b = _open(path_a, on_notice), _open(path_b, on_notice)
     report = DiffReport(str(path_a), str(path_b), files={"a": len(a.files()), "b": len(b.files())})
     report.metadata = _metadata(a, b)
@@ -123,7 +124,7 @@ def diff(path_a: Path, path_b: Path, values: bool = False, on_notice: Callable[[
                 stack.callback(os.close, fds[f.path])
         la = {t.name: Located(fds[p], t) for p, t in a.placed()}
         lb = {t.name: Located(fds[p], t) for p, t in b.placed()}
-        report.tensors = _tensors(la, lb, values, on_progress)
+        report.tensors = _tensors(la, lb, values, _progress(la, lb, values, on_progress))
     m, t = report.metadata, report.tensors
     report.same = (not (m["added"] or m["removed"] or m["changed"]) and m["order"] == "same"
                    and not (t["added"] or t["removed"] or t["changed"] or t["different_bytes"])
@@ -131,6 +132,22 @@ def diff(path_a: Path, path_b: Path, values: bool = False, on_notice: Callable[[
     if a.alignment != b.alignment:
         m["alignment"] = {"a": a.alignment, "b": b.alignment}
     return report
+
+
+def _progress(la: dict[str, Located], lb: dict[str, Located], values: bool,
+              on_progress: Callable[[int, int], None] | None) -> ProgressFn | None:
+    """Bytes read so far as (done, total): every tensor in both is read once from each side (once more with
+    values: an upper bound, as a comparison stops at the first different byte)."""
+    if on_progress is None:
+        return None
+    total = sum(la[n].tensor.nbytes + lb[n].tensor.nbytes for n in la if n in lb) * (2 if values else 1)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        on_progress(done, total)
+    return step
 
 
 def _tensors(la: dict[str, Located], lb: dict[str, Located], values: bool, on_progress: ProgressFn | None
