@@ -205,6 +205,9 @@ def test_smollm2_first_shard_generates_what_the_whole_file_does(cli, smol_split,
     assert cli("merge", by_size[0], "-o", merged, "-q").code == 0
     assert cli("diff", smol, merged, "-q").code == 0  # the same model, byte for byte (split keys aside)
     assert data_section(merged) == data_section(smol)
+    original = tmp_path / "original.gguf"
+    assert cli("merge", by_size[0], "-o", original, "--drop-split-keys", "-q").code == 0
+    assert sha(original) == sha(smol)  # the very file that was split (llama.cpp's quantizer wrote it)
 
 
 def test_quantize_and_convert_split_their_outputs(cli, samples, tmp_path):

@@ -53,6 +53,7 @@ def split(
 def merge(
     first: Annotated[Path, typer.Argument(help="The first shard, NAME-00001-of-0000N.gguf (the others are found beside it).", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file. Default: NAME.gguf beside the shards.", show_default=False)] = None,
+    drop_split_keys: Annotated[bool, typer.Option("--drop-split-keys", help="Leave out split.no, split.count and split.tensors.count (llama-gguf-split keeps them): the file as it was before it was split.")] = False,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,
@@ -66,7 +67,7 @@ def merge(
     """
     from ggufkit.surgery.split import merge as merge_model
 
-    report = merge_model(first, output, dry_run, force)
+    report = merge_model(first, output, dry_run, force, drop_split_keys=drop_split_keys)
     _print(report, "would write" if dry_run else "wrote", json_, quiet)
 
 

@@ -114,13 +114,16 @@ def plan_split(g: GgufFile, prefix: Path, max_bytes: int | None = None, max_tens
     return outputs
 
 
-def plan_merge(g: GgufFile, out: Path) -> OutputFile:
-    """One file from the whole model `g` (read from its first shard), as llama-gguf-split --merge writes it."""
+def plan_merge(g: GgufFile, out: Path, drop_split_keys: bool = False) -> OutputFile:
+    """One file from the whole model `g` (read from its first shard), as llama-gguf-split --merge writes it;
+    `drop_split_keys`: without the split keys, i.e. the file as it was before it was split."""
     if Keys.Split.LLM_KV_SPLIT_COUNT not in g.kv or g.split_count < 1:
         raise BadInputError("not a split model (no split.count): nothing to merge", g.path)
     kv, types = dict(g.kv), dict(g.kv_types)
     del kv[Keys.Split.LLM_KV_SPLIT_COUNT]  # set to 0, and last, so the merged file is never taken for a shard
     kv[Keys.Split.LLM_KV_SPLIT_COUNT], types[Keys.Split.LLM_KV_SPLIT_COUNT] = 0, (GGUFValueType.UINT16, None)
+    if drop_split_keys:
+        kv = {k: v for k, v in kv.items() if k not in SPLIT_KEYS}
     return OutputFile(out, encode_header(kv, types, map(_entry, g.tensors), g.alignment), g.tensors, g.alignment)
 
 
@@ -174,10 +177,10 @@ def split(src: Path, prefix: Path | None = None, max_bytes: int | None = None, m
 
 
 def merge(first: Path, out: Path | None = None, dry_run: bool = False, force: bool = False,
-          on_progress: ProgressFn | None = None) -> SplitReport:
+          on_progress: ProgressFn | None = None, drop_split_keys: bool = False) -> SplitReport:
     started = time.perf_counter()
     g = read_gguf(first)
-    merged = plan_merge(g, out if out is not None else Path(f"{output_prefix(first)}.gguf"))
+    merged = plan_merge(g, out if out is not None else Path(f"{output_prefix(first)}.gguf"), drop_split_keys)
     if not dry_run:
         write_outputs(g, [merged], force, on_progress)
     return _report(g, [merged], started, dry_run)
