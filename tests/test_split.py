@@ -79,6 +79,9 @@ def test_split_by_tensor_count_layout_and_merge(cli, tiny, tmp_path):
     assert fields(r) == [*fields(gguf.GGUFReader(tiny)), *SPLIT_KEYS]
     assert r.fields[Keys.Split.LLM_KV_SPLIT_COUNT].contents() == 0
     assert cli("diff", tiny, merged, "-q").code == 0  # same model, byte for byte (split keys aside)
+    original = tmp_path / "original.gguf"
+    assert cli("merge", shards[0], "-o", original, "--drop-split-keys", "-q").code == 0
+    assert sha(original) == before  # the sample as gguf-py's GGUFWriter wrote it
     # split again from the merged file: byte for byte the first split
     again = tmp_path / "again"
     again.mkdir()
