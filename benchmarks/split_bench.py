@@ -76,7 +76,8 @@ def _compare(name: str, ours: list[str], theirs: list[str], out_ours: Path, out_
     result["met"] = identical is not False and result["ratio"] <= goal
     same = {True: "byte identical, ", False: "DIFFERENT BYTES, ", None: ""}[identical]
     print(f"{name}: {ours_s:.3f} s vs {ref_label} {ref_s:.3f} s (+sync {sync_s:.3f} s): {result['ratio']:.2f}x, "
-          f"{result['ratio_vs_sync']:.2f}x with sync (CPU {result['cpu_ratio']:.2f}x); {len(a)} file(s), {same}"
+          f"{result['ratio_vs_sync']:.2f}x with sync; CPU {med(cpu['ours']):.3f} s vs {med(cpu['theirs']):.3f} s "
+          f"({result['cpu_ratio']:.2f}x); {len(a)} file(s), {same}"
           f"peak RSS {result['peak_rss_mb']:.0f} MB [{'met' if result['met'] else 'MISSED'}]")
     return result
 
