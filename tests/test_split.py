@@ -90,15 +90,15 @@ def test_split_by_tensor_count_layout_and_merge(cli, tiny, tmp_path):
 
 
 def test_inspect_first_shard_sees_the_whole_model(cli, tiny, tmp_path):
-    assert cli("split", tiny, "--max-size", "1M", "-o", tmp_path / "m", "-q").code == 0
-    first = next(tmp_path.glob("m-00001-of-*.gguf"))
+    assert cli("split", tiny, "--max-size", "1M", "-o", tmp_path, "-q").code == 0  # a folder: named after the input
+    first = next(tmp_path.glob(f"{tiny.stem}-00001-of-*.gguf"))
     doc, whole = json_of(cli("inspect", first, "--json")), json_of(cli("inspect", tiny, "--json"))
     assert len(doc["shards"]) == len(list(tmp_path.iterdir())) > 1
     assert doc["file_size"] == sum(s["bytes"] for s in doc["shards"]) == sum(p.stat().st_size for p in tmp_path.iterdir())
     assert [t["name"] for t in doc["tensors"]] == [t["name"] for t in whole["tensors"]]
     assert doc["parameters"] == whole["parameters"] and whole["shards"] == []
     text = cli("inspect", first).out
-    assert f"in {len(doc['shards'])} shards" in text and "m-00002-of-" in text
+    assert f"in {len(doc['shards'])} shards" in text and f"{tiny.stem}-00002-of-" in text
 
 
 def packed_by_size(tiny: Path, outputs: list[dict], limit: int) -> bool:

@@ -28,7 +28,7 @@ def split(
     model: Annotated[Path, typer.Argument(help="GGUF model (the first shard of a split model is split anew).", show_default=False)],
     max_size: Annotated[Optional[str], typer.Option("--max-size", help="Most tensor data per shard, in llama-gguf-split's units: 500M = 500 MB, 2G = 2 GB (powers of 1000, as Hugging Face's 50 GB cap); 2GiB binary; a plain number is bytes.", show_default=False)] = None,
     max_tensors: Annotated[Optional[int], typer.Option("--max-tensors", min=1, help="Most tensors per shard.", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PREFIX of the shards, PREFIX-00001-of-0000N.gguf ... (a trailing .gguf is dropped). Default: beside the input, named after it.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PREFIX of the shards, PREFIX-00001-of-0000N.gguf ... (a trailing .gguf is dropped; a folder: in it, named after the input). Default: beside the input, named after it.", show_default=False)] = None,
     dry_run: DryRunOpt = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,

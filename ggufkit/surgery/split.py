@@ -170,7 +170,9 @@ def split(src: Path, prefix: Path | None = None, max_bytes: int | None = None, m
     """Split a model (a split one is read whole from its first shard and split anew)."""
     started = time.perf_counter()
     g = read_gguf(src)
-    outputs = plan_split(g, output_prefix(src) if prefix is None else _strip_gguf(prefix), max_bytes, max_tensors)
+    if prefix is None or prefix.is_dir():  # beside the input, or in the folder given, named after the input
+        prefix = output_prefix(src) if prefix is None else prefix / output_prefix(src).name
+    outputs = plan_split(g, _strip_gguf(prefix), max_bytes, max_tensors)
     if not dry_run:
         write_outputs(g, outputs, force, on_progress)
     return _report(g, outputs, started, dry_run)
