@@ -24,14 +24,19 @@ def human_count(n: int, sep: str = "") -> str:
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
                "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+# llama-gguf-split's --split-max-size counts M and G in powers of 1000 (as Hugging Face's 50 GB file cap does)
+_DECIMAL_UNITS = {**_SIZE_UNITS, **{u: 1000 ** p for p, us in enumerate((("k", "kb"), ("m", "mb"), ("g", "gb"),
+                                                                         ("t", "tb")), 1) for u in us}}
 
 
-def parse_bytes(text: str) -> int | None:
-    """`10GiB`, `500M`, `2.5 G`, `1048576` -> bytes (binary units: K, M, G mean KiB, MiB, GiB); None if not a size."""
+def parse_bytes(text: str, decimal: bool = False) -> int | None:
+    """`10GiB`, `500M`, `2.5 G`, `1048576` -> bytes (binary units: K, M, G mean KiB, MiB, GiB; with `decimal`,
+    K, M, G, T and KB ... TB are powers of 1000 and only KiB ... TiB binary); None if not a size."""
     parsed = _number_and_unit(text)
-    if parsed is None or parsed[1] not in _SIZE_UNITS:
+    units = _DECIMAL_UNITS if decimal else _SIZE_UNITS
+    if parsed is None or parsed[1] not in units:
         return None
-    return int(parsed[0] * _SIZE_UNITS[parsed[1]])
+    return int(parsed[0] * units[parsed[1]])
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -56,6 +56,9 @@ def test_every_writing_command_says_cannot_write_into_a_read_only_directory(cli,
         ("convert", legacy, "--out-dir", readonly_dir),
         ("bench", gguf, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "-o", readonly_dir / "b.json"),
         ("run", legacy, "-p", "hi", "-n", "2"),  # its conversion cache
+        ("split", gguf, "--max-tensors", "8", "-o", readonly_dir / "s"),
+        ("edit", gguf, "-o", readonly_dir / "e.gguf", "--set", "general.name=x"),
+        ("quantize", gguf, "-t", "q8_0", "-o", readonly_dir / "q.gguf", "--split-max-size", "1M"),
     ]
     for args in cases:
         r = cli(*args)
@@ -87,7 +90,8 @@ def test_help_fits_80_columns_without_cut_names_or_broken_sentences(samples):
     paragraphs wrapped by the renderer, not at the source's line breaks."""
     env = {**os.environ, "COLUMNS": "80"}
     for command in ([], ["inspect"], ["convert"], ["quantize"], ["run"], ["bench"], ["sample"], ["doctor"],
-                    ["cache"], ["cache", "list"], ["cache", "rm"], ["cache", "prune"]):
+                    ["cache"], ["cache", "list"], ["cache", "rm"], ["cache", "prune"], ["split"], ["merge"], ["edit"],
+                    ["diff"]):
         out = subprocess.run([sys.executable, "-m", "ggufkit", *command, "--help"], capture_output=True, text=True,
                              env=env).stdout
         assert "…" not in out, command

@@ -13,7 +13,7 @@ LAYERS = [
     {"cli", "__main__"},
     {"bench", "evaluate", "quantize"},
     {"runtime"},
-    {"converters"},
+    {"converters", "surgery"},  # file -> file: convert --split-max-size writes through surgery/split.py
     {"formats"},
     {"families"},
     {"errors", "choices", "units", "fsutil", "system", "ggml_lib", "loadorder", "names", "__init__"},

@@ -30,6 +30,7 @@ def convert(
     arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous: llama, gpt2, starcoder, gptneox, mpt, falcon (gptj, replit, rwkv: inspect only). Default: told from the file.", autocompletion=complete_families)] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference. A difference fails the file (exit 1) and writes nothing.")] = False,
     distinct_names: Annotated[bool, typer.Option("--distinct-names", help="Batch: when inputs would make the same output name (llama-ggml-q4_0.bin and llama-q4_0.bin both make llama-q4_0.gguf), name the later ones NAME-2.gguf, NAME-3.gguf ... Without it such a batch is refused before any work.")] = False,
+    split_max_size: Annotated[Optional[str], typer.Option("--split-max-size", help="Split the output into shards of at most this much tensor data, as `ggufkit split --max-size` (500M = 500 MB, 2G = 2 GB): OUT-00001-of-0000N.gguf ...", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing: show each input's output name, what each tensor would become (copy, repack, requantize), clashing names, and the disk space needed against what is free.")] = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -53,8 +54,11 @@ def convert(
     """
     from ggufkit.converters.metadata import ConvertOptions
 
+    from ggufkit.cli.split import parse_split_size
+
     options = ConvertOptions(eps, context_length, rope_freq_base, gqa, name, description, metadata_dir, verify,
-                             arch, requantize_to)
+                             arch, requantize_to,
+                             None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"))
     try:
         return _convert(inputs, output, out_dir, options, jobs, distinct_names, dry_run, force, quiet, json_)
     except KeyboardInterrupt:  # while reading the inputs (the conversions report their own interruption)

@@ -14,7 +14,8 @@ def summary_lines(report: Any) -> list[str]:
     src_of = m["sources"]
     base = (f"{m['rope_freq_base']:g} ({src_of['rope_freq_base']})" if m["rope_freq_base"] is not None
             else "not set (llama.cpp: 10000)")
-    lines = [f"converted {report.input} -> {report.output}",
+    more = f" (+{len(report.shards) - 1} more shards)" if len(getattr(report, "shards", ())) > 1 else ""
+    lines = [f"converted {report.input} -> {report.output}{more}",
              f"  {report.file_type}, {report.tensors} tensors, {human_bytes(report.bytes)} in {report.seconds:.2f} s",
              f"  context_length {m['context_length']} ({src_of['context_length']}), "
              f"{m['eps_name']} {m[m['eps_name']]:g} ({src_of['eps']}), rope_freq_base {base}, "

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.cli.common import JsonOpt
-from ggufkit.cli.output import first_clause, human_bytes, human_count, notice, print_json, table
+from ggufkit.cli.output import first_clause, human_bytes, human_count, notice, print_json, short_value, table
 from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
 from ggufkit.runtime.settings import RunSettings
 
@@ -84,7 +84,7 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
         *([("convert", s["convert"])] if s.get("convert") else []),
         ("name", s["name"] or "-"),
         ("file type", s["file_type"] or "-"),
-        ("size", human_bytes(s["file_size"])),
+        ("size", human_bytes(s["file_size"]) + (f" in {len(s['shards'])} shards" if s["shards"] else "")),
         ("parameters", human_count(s["parameters"])),
         ("hparams", hp or "-"),
         ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer'] or 'tokenizer unknown'}){'; ' + special if special else ''}" if s["vocab_size"] else "-"),
@@ -99,19 +99,14 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
             f"KV cache {human_bytes(m['kv_cache_bytes'])} + margin {human_bytes(m['margin_bytes'])})",
         ))
     width = max(len(k) for k, _ in lines) + 1
-    out = "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
+    lines += [("shard" if i else "shards", f"{sh['path']} ({sh['tensors']} tensors, {human_bytes(sh['bytes'])})")
+              for i, sh in enumerate(s["shards"])]
+    out = "\n".join(f"{k + ':' if k != 'shard' else '':<{width}} {v}" for k, v in lines)
     if show_template and tmpl:
         out += "\n\nchat template:\n" + tmpl
     if show_kv:
-        out += "\n\n" + table([[k, _short(v)] for k, v in s["kv"].items()], ["key", "value"])
+        out += "\n\n" + table([[k, short_value(v)] for k, v in s["kv"].items()], ["key", "value"])
     if show_tensors:
         rows = [[t["name"], "x".join(map(str, t["shape"])), t["type"], t["bytes"], t["offset"]] for t in s["tensors"]]
         out += "\n\n" + table(rows, ["name", "shape", "type", "bytes", "offset"])
     return out
-
-
-def _short(v: object) -> str:
-    if isinstance(v, dict) and "length" in v:
-        return f"[{v['length']} items] {v['head']}..."
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 120 else text[:117] + "..."

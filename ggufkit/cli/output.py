@@ -12,7 +12,8 @@ from ggufkit.units import human_bytes, human_count
 if TYPE_CHECKING:
     from ggufkit.runtime.generate import DoneEvent
 
-__all__ = ["first_clause", "human_bytes", "human_count", "notice", "print_json", "result_json", "stats_line", "table"]
+__all__ = ["first_clause", "human_bytes", "human_count", "notice", "print_json", "result_json", "short_value", "stats_line",
+           "table"]
 
 
 def print_json(data: Any) -> None:
@@ -35,6 +36,14 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*map(str, r)).rstrip() for r in [header, *rows])
+
+
+def short_value(v: object, width: int = 120) -> str:
+    """A metadata value on one line: long arrays (jsonable's {"length", "head"}) by count, long text cut."""
+    if isinstance(v, dict) and "length" in v:
+        return f"[{v['length']} items] {v['head']}..."
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def stats_line(done: DoneEvent, load_ms: float | None = None) -> str:

@@ -34,6 +34,7 @@ def quantize(
     override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
+    split_max_size: Annotated[Optional[str], typer.Option("--split-max-size", help="Split each output into shards of at most this much tensor data, as `ggufkit split --max-size` (500M = 500 MB, 2G = 2 GB): OUT-00001-of-0000N.gguf ...", show_default=False, rich_help_panel=_ADV)] = None,
     eval_text: Annotated[Optional[Path], typer.Option("--eval", help="After quantizing, score every output against the input on this text file ('default': the text `ggufkit eval` uses without -f) and add PPL, KLD and top-token agreement to the report.", show_default=False)] = None,
     eval_chunks: Annotated[Optional[int], typer.Option("--eval-chunks", help="With --eval: stop after this many chunks of 512 tokens.", show_default=False)] = None,
     gpu_layers: GpuLayersOpt = str(RunSettings.gpu_layers),
@@ -49,11 +50,14 @@ def quantize(
     if list_:
         _print_types(json_)
         return 0
+    from ggufkit.cli.split import parse_split_size
+
     job = QuantizeJob(
         model, types or [], output, out_dir, force, threads=threads, allow_requantize=allow_requantize,
         leave_output_tensor=leave_output_tensor, pure=pure, output_tensor_type=output_tensor_type,
         token_embedding_type=token_embedding_type, tensor_types=tensor_type or [], imatrix=imatrix,
         kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
+        split_max_size=None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"),
     )
     bars = _Bars() if not quiet and sys.stderr.isatty() else None
     done: list = []

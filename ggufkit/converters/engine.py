@@ -30,7 +30,7 @@ from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
 from ggufkit.formats.legacy import LegacyModel, not_that_family, read_legacy
 from ggufkit.formats.legacy import blocks
 from ggufkit.formats.legacy.parts import RowReader
-from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.fsutil import atomic_output, check_output, check_split_outputs
 
 
 
@@ -74,6 +74,12 @@ class ConvertReport:
     conversion: dict[str, Any] = field(default_factory=dict)  # source format, what happened to the blocks, loss
     verified: dict[str, Any] | None = None  # --verify: what was compared and the largest difference
     warnings: list[str] = field(default_factory=list)  # e.g. an unknown file type in the header
+    shards: list[str] = field(default_factory=list)  # --split-max-size: every file written (output is the first)
+
+
+def default_name(src: Path) -> str:
+    """general.name of a conversion without --name: the input's file name up to its first dot."""
+    return src.name.split(".")[0]
 
 
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
@@ -124,8 +130,10 @@ def prepare(src: Path, out: Path, options: ConvertOptions, force: bool = False,
     if meta.n_head_kv is not None and options.gqa is None and meta.n_head_kv != n_head_kv:
         raise BadInputError(f"config.json says {meta.n_head_kv} KV heads, the K projection holds {n_head_kv}", src)
     plans = plan(m, geo, requantize.target(options.requantize_to))
-    if check_out:
+    if check_out and options.split_max_size is None:
         check_output(out, [src, *(Path(p.path) for p in m.parts)], force)
+    elif check_out:
+        check_split_outputs(out, force)
     return Prepared(m, geo, meta, plans, int(n_head_kv))
 
 
@@ -142,26 +150,39 @@ def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, 
     conversion = conversion_summary(m, plans)
     verified = None
     tokenizer: dict[str, str] = {}
-    with atomic_output(out) as tmp:
+
+    def produce(tmp: Path) -> float | None:
+        nonlocal verified
         scale_change = _write(m, geo, meta, options, plans, conversion, src, tmp, on_progress, tokenizer)
-        if scale_change is not None:
-            conversion["max_scale_change"] = scale_change
         if options.verify:
             from ggufkit.converters.verify import verify
 
             verified = verify(m, plans, tmp, None if on_progress is None else lambda: on_progress(0))
         if cancel is not None and cancel.is_set():  # not named, then: its fsync alone may take seconds
             raise Cancelled
+        return scale_change
+
+    shards: list[Path] = []
+    if options.split_max_size is None:
+        with atomic_output(out) as tmp:
+            scale_change = produce(tmp)
+    else:
+        from ggufkit.surgery.split import split_written  # the splitter: headers and kernel copies only
+
+        scale_change, shards = split_written(produce, out, options.split_max_size, force)
+    if scale_change is not None:
+        conversion["max_scale_change"] = scale_change
     file_type = ftype_name(file_type_of(m, plans))
     warnings = [] if m.ftype in LEGACY_FTYPES else [
         f"the header's file type {m.ftype} is unknown to llama.cpp: wrote {file_type}, what the tensors hold"]
     return ConvertReport(
-        str(src), str(out), file_type=file_type, tensors=len(m.tensors), bytes=sum(p.out_nbytes for p in plans),
+        str(src), str(shards[0] if shards else out), file_type=file_type, tensors=len(m.tensors),
+        bytes=sum(p.out_nbytes for p in plans),
         seconds=time.perf_counter() - started,
         metadata={"context_length": meta.context_length, _eps_name(m): meta.eps, "eps_name": _eps_name(m),
                   "rope_freq_base": meta.rope_freq_base, "head_count_kv": n_head_kv, "sources": meta.sources,
                   "tokenizer": tokenizer},
-        conversion=conversion, verified=verified, warnings=warnings,
+        conversion=conversion, verified=verified, warnings=warnings, shards=[str(p) for p in shards],
     )
 
 
@@ -217,7 +238,7 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     assert arch is not None
     ftype = file_type_of(m, plans)
     w = gguf.GGUFWriter(tmp, arch)
-    w.add_name(options.name or src.name.split(".")[0])
+    w.add_name(options.name or default_name(src))
     lossy = f" ({', '.join(conversion['requantized_types'])} requantized)" if conversion["requantized"] else ""
     w.add_description(options.description or f"converted from legacy {m.label} {ftype_name(m.ftype)} by ggufkit{lossy}")
     w.add_file_type(ftype)

@@ -12,6 +12,7 @@ import numpy as np
 from gguf.constants import GGUF_DEFAULT_ALIGNMENT
 
 from ggufkit.converters import requantize
+from ggufkit.converters.copy import write_all
 from ggufkit.formats.legacy.parts import RowReader
 
 if TYPE_CHECKING:
@@ -58,13 +59,6 @@ def stream_tensor(reader: RowReader, index: int, p: TensorPlan, dst: int, on_pro
         if on_progress is not None:
             on_progress(raw.nbytes)
     return worst
-
-
-def write_all(fd: int, data: memoryview) -> None:
-    view = data.cast("B")
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def pad(fd: int) -> None:

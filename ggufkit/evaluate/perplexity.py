@@ -166,4 +166,5 @@ def _check_vocabularies(prepared: list) -> None:
 def _describe(p) -> ModelResult:
     weights = sum(t.nbytes for t in p.gguf.tensors)
     params = sum(t.n_elements for t in p.gguf.tensors)
-    return ModelResult(str(p.source), os.path.getsize(p.source), params, weights * 8 / params if params else 0.0)
+    size = p.gguf.file_size if p.path == p.source else os.path.getsize(p.source)  # a split model: every shard
+    return ModelResult(str(p.source), size, params, weights * 8 / params if params else 0.0)

@@ -47,6 +47,7 @@ class QuantizeJob:
     kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
     dry_run: bool = False
     keep_split: bool = False
+    split_max_size: int | None = None  # bytes
 
 
 def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
@@ -73,7 +74,7 @@ def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             token_embedding_type=None if job.token_embedding_type is None else ggml_type(job.token_embedding_type),
             tensor_types=[parse_tensor_type(s) for s in job.tensor_types], imatrix=job.imatrix,
             kv_overrides=[parse_override_kv(s) for s in job.kv_overrides], dry_run=job.dry_run,
-            keep_split=job.keep_split,
+            keep_split=job.keep_split, split_max_size=job.split_max_size,
         )
         targets = list(zip(qtypes, output_paths(job.model, qtypes, job.output, job.out_dir, job.dry_run)))
         hook = None if on_tensor is None else (lambda k, i, n, name: on_tensor(qtypes[k].name, i, n, name))
@@ -113,9 +114,9 @@ def add_quality(job: QuantizeJob, reports: list[QuantizeReport], text: Path | No
     from ggufkit.evaluate.perplexity import evaluate
     from ggufkit.evaluate.text import load_text
 
-    outputs = [r for r in reports if len(r.outputs) == 1]
+    outputs = [r for r in reports if r.outputs]  # a split output is read from its first shard
     if not outputs:
-        raise BadInputError("--eval needs written outputs (not --dry-run, not --keep-split)")
+        raise BadInputError("--eval needs written outputs (not --dry-run)")
     body, name = load_text(text)
     assert job.model is not None
     result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks, load,
