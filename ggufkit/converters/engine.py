@@ -3,13 +3,12 @@
 Each tensor gets one plan: copy (today's blocks: bytes unchanged, copied in the kernel), repack (an older
 block layout rearranged into today's: nibble order and/or f32 -> f16 scales), or requantize (a removed
 type, dequantized and quantized again by llama.cpp). gguf-py's GGUFWriter writes the header, key/values
-and tensor table; the data section is streamed here a chunk of rows at a time, so memory stays flat
-whatever the model size.
+and tensor table; the data section is written by datapath.py, a slice of rows at a time by a few
+workers, so memory stays flat and the disk sets the pace whatever the model size.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any
 
 import gguf
 import numpy as np
-from gguf.constants import GGUF_DEFAULT_ALIGNMENT, Keys
+from gguf.constants import Keys
 
 from ggufkit.converters import requantize
 from ggufkit.converters.tokenizer import add_vocab
-from ggufkit.converters.copy import copy_range
+from ggufkit.converters.datapath import write_data
 from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
 from ggufkit.errors import BadInputError
 from ggufkit.families.base import Geometry
@@ -34,7 +33,6 @@ from ggufkit.formats.legacy.parts import RowReader
 from ggufkit.fsutil import atomic_output, check_output
 
 ProgressFn = Callable[[int], None]  # called with the number of input bytes just converted
-CHUNK_BYTES = 16 << 20  # rows read, repacked and written at a time
 
 
 @dataclass(frozen=True)
@@ -191,17 +189,8 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     assert w.fout is not None
     fout = w.fout[0]
     fout.flush()
-    dst = fout.fileno()
-    worst: float | None = None
     with RowReader(m) as reader:
-        for i, p in enumerate(plans):
-            _pad(dst)
-            if p.action == "copy" and not m.parts and p.rows is None:
-                copy_range(reader.fd(), dst, p.src.offset, p.src.nbytes, on_progress)
-                continue
-            change = _stream(reader, i, p, dst, on_progress)
-            if change is not None:
-                worst = max(worst or 0.0, change)
+        worst = write_data(reader, plans, fout.fileno(), fout.tell(), on_progress)
     w.close()
     return worst
 
@@ -213,55 +202,3 @@ def _add(w: gguf.GGUFWriter, key: str, value: int | float | bool) -> None:
         w.add_uint32(key, value)
     else:
         w.add_float32(key, value)
-
-
-def _source_rows(reader: RowReader, index: int, p: TensorPlan, start: int, count: int) -> np.ndarray:
-    """Output rows [start, start + count) of a tensor: its source rows, permuted if the plan says so."""
-    if p.rows is None:
-        return reader.rows(index, start, count)
-    if len(p.src.shape) == 1:  # a fused bias: whole F32/F16 elements permuted
-        whole = reader.rows(index, 0, 1).reshape(p.src.shape[0], -1)
-        return np.ascontiguousarray(whole[p.rows]).reshape(1, -1)
-    want = p.rows[start:start + count]
-    # read runs of consecutive source rows (a permuted QKV is runs of head_dim rows)
-    breaks = np.flatnonzero(np.diff(want) != 1) + 1
-    runs = np.split(want, breaks)
-    return np.concatenate([reader.rows(index, int(r[0]), len(r)) for r in runs], axis=0)
-
-
-def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress: ProgressFn | None) -> float | None:
-    """Write one tensor a chunk of rows at a time; returns the largest scale change if scales were rounded."""
-    n_rows, row = reader.geometry(p.src)
-    step = max(1, CHUNK_BYTES // row)
-    worst: float | None = None
-    for start in range(0, n_rows, step):
-        raw = _source_rows(reader, index, p, start, min(step, n_rows - start))
-        if p.action == "copy":
-            out = raw
-        else:
-            blocks_in = raw.reshape(-1, p.layout.nbytes)
-            if p.action == "repack":
-                assert p.layout.repack is not None
-                out, change = p.layout.repack(blocks_in)
-                if change is not None:
-                    worst = max(worst or 0.0, change)
-            else:
-                values = p.layout.dequantize(blocks_in).reshape(raw.shape[0], p.src.shape[0])
-                out = requantize.quantize_rows(values, gguf.GGMLQuantizationType(p.out_type))
-        _write_all(dst, np.ascontiguousarray(out).data)
-        if on_progress is not None:
-            on_progress(raw.nbytes)
-    return worst
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    view = data.cast("B")
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _pad(fd: int) -> None:
-    pad = -os.lseek(fd, 0, os.SEEK_CUR) % GGUF_DEFAULT_ALIGNMENT
-    if pad:
-        os.write(fd, b"\0" * pad)

@@ -1,0 +1,29 @@
+"""Convert's data section is written a slice at a time by several workers, each at its own offset: however
+the work is cut and shared, the file is the same (the other tests check that file against the input)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ggufkit.converters import datapath
+from ggufkit.converters.engine import convert_legacy
+
+
+@pytest.mark.parametrize("case", ["q4_0 in 2 parts", "f16 in 2 parts", "gptneox (rows permuted)"])
+def test_the_data_section_does_not_depend_on_slices_or_workers(samples, tmp_path, monkeypatch, case):
+    from ggufkit.converters.metadata import ConvertOptions
+    from ggufkit.samples.families import write_family_sample
+
+    if case == "gptneox (rows permuted)":
+        src = write_family_sample(tmp_path / "neox.bin", "gptneox", "q8_0")
+    else:  # repacked blocks (old nibble order, f32 scales) / kernel copies: both ways a part holds its slice
+        src = samples.era("GGJT", 1, case.split()[0], parts=2)
+    outs = []
+    for workers, slice_bytes, piece in ((1, 8 << 20, 256 << 20), (3, 1000, 4096)):
+        monkeypatch.setenv("GGUFKIT_WORKERS", str(workers))
+        monkeypatch.setattr(datapath, "SLICE_BYTES", slice_bytes)
+        monkeypatch.setattr(datapath, "COPY_PIECE", piece)
+        out = tmp_path / f"{workers}.gguf"
+        convert_legacy(src, out, ConvertOptions(eps=1e-5))
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
