@@ -149,6 +149,19 @@ class RowReader:
         """The single file's descriptor (for kernel copies of single-part models)."""
         return self._fds[self.model.path]
 
+    def ranges(self, index: int) -> list[tuple[int, int, int]] | None:
+        """The tensor's bytes as (file descriptor, offset, bytes) runs that follow each other in the whole
+        tensor (one per file: the whole model's, or each part's run of rows); None where the parts hold a
+        slice of every row, which must be interleaved row by row."""
+        t = self.model.tensors[index]
+        parts = self.model.parts
+        axis = self.model.family.split_axis(t.name, len(t.shape)) if parts else None
+        if not parts or axis is None:
+            return [(self._fds[self.model.path], t.offset, t.nbytes)]
+        if axis == 0:
+            return None
+        return [(self._fds[p.path], p.tensors[index].offset, p.tensors[index].nbytes) for p in parts]
+
     def rows(self, index: int, start: int, count: int) -> np.ndarray:
         """Rows [start, start + count) of tensor number `index` of the model."""
         t = self.model.tensors[index]
