@@ -69,7 +69,7 @@ def make_sample(out: Path, type_name: str = "f16", fmt: str = "gguf", size: str 
     stray = Path(f"{out}.{parts}")
     if stray.exists():
         raise BadInputError(f"lies beside the output, and a reader would take it for part {parts + 1}: remove it", stray)
-    with tempfile.TemporaryDirectory(prefix="ggufkit-sample-", dir=out.parent) as work:
+    with tempfile.TemporaryDirectory(prefix=".ggufkit-sample-", dir=out.parent) as work:  # llama_plan's proxy
         write = _plan(spec, type_name, fmt, seed, Path(work), parts)
         need = write.nbytes
         free = shutil.disk_usage(out.parent).free

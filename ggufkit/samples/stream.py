@@ -43,7 +43,9 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...]) -> Rows:
     step = max(1, CHUNK_VALUES // cols)
     for start in range(0, rows, step):
         n = min(step, rows - start)
-        yield start, rng.standard_normal((n, cols), dtype=np.float32) * STD
+        x = rng.standard_normal((n, cols), dtype=np.float32)
+        x *= STD
+        yield start, x
 
 
 @dataclass(frozen=True)
