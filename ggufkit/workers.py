@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-MAX_WORKERS = 4  # beyond this the disk, not the CPU, sets the pace
+MAX_WORKERS = 8  # beyond this the disk or the one thread drawing random numbers sets the pace
 
 
 def default_workers() -> int:

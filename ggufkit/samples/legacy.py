@@ -50,7 +50,7 @@ def era_type(container: str, version: int | None, type_name: str) -> tuple[int, 
     lay = blocks.layout(qversion, target)
     if target in (blocks.Q4_2, blocks.Q4_3) and (container, version) != ("GGJT", 1):
         raise BadInputError(f"{type_name} exists only in GGJT v1 files (--format ggjt1): it came in April 2023 "
-                            "and went with the next version")
+                            "and was gone by GGJT v2")
     if lay is None or (target not in era and target not in (T.F32, T.F16)):
         known = ", ".join(blocks.era_type_name(t).lower() for t in [T.F32, T.F16, *era])
         raise BadInputError(f"{container}{f' v{version}' if version else ''} files had no {type_name} type "

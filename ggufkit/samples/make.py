@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from gguf.constants import GGMLQuantizationType as T
@@ -85,27 +86,22 @@ def make_sample(out: Path, type_name: str = "f16", fmt: str = "gguf", size: str 
 
         with ExitStack() as stack:
             tmps = [stack.enter_context(atomic_output(p)) for p in paths]  # all appear, the first last
-            write(tmps, progress)
+            write.write(tmps, progress)
     return out
 
 
+@dataclass(frozen=True)
 class _Writer:
     """A sample ready to write: its bytes (for the disk check), and how to write them to the part paths."""
 
-    def __init__(self, nbytes: int, write: Callable[[list[Path], Callable[[int], None] | None], None]):
-        self.nbytes, self._write = nbytes, write
-
-    def __call__(self, paths: list[Path], on_progress: Callable[[int], None] | None) -> None:
-        self._write(paths, on_progress)
+    nbytes: int
+    write: Callable[[list[Path], Callable[[int], None]], None]
 
 
 def _check_type(type_name: str, fmt: str) -> None:
     """Refuse a type the format never held, before any work."""
-    if fmt in LEGACY_FORMATS and fmt != "ggjt3":
-        era_type(*LEGACY_FORMATS[fmt], type_name)
-    elif type_name in ERA_ONLY:
-        raise BadInputError(f"{type_name} exists only in GGJT v1 files (--format ggjt1): it came in April 2023 "
-                            "and went with the next version")
+    if fmt in LEGACY_FORMATS and fmt != "ggjt3" or type_name in ERA_ONLY:
+        era_type(*LEGACY_FORMATS.get(fmt, ("GGJT", 3)), type_name)  # q4_2, q4_3: "only in GGJT v1"
     else:
         quant_type(type_name)
 
