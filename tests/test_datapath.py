@@ -19,7 +19,7 @@ def test_the_data_section_does_not_depend_on_slices_or_workers(samples, tmp_path
     else:  # repacked blocks (old nibble order, f32 scales) / kernel copies: both ways a part holds its slice
         src = samples.era("GGJT", 1, case.split()[0], parts=2)
     outs = []
-    for workers, slice_bytes, piece in ((1, 8 << 20, 256 << 20), (3, 1000, 4096)):
+    for workers, slice_bytes, piece in ((1, 8 << 20, 64 << 20), (3, 1000, 4096)):
         monkeypatch.setenv("GGUFKIT_WORKERS", str(workers))
         monkeypatch.setattr(datapath, "SLICE_BYTES", slice_bytes)
         monkeypatch.setattr(datapath, "COPY_PIECE", piece)

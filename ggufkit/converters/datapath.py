@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ggufkit.converters.engine import TensorPlan
 
 SLICE_BYTES = 8 << 20  # input bytes a job reads, converts and writes
-COPY_PIECE = 256 << 20  # bytes one kernel copy job moves
+COPY_PIECE = 64 << 20  # bytes one kernel copy job moves (Ctrl-C waits for the jobs running)
 MAX_WORKERS = 4  # each holds a slice in and out: memory stays well under 200 MB
 Job = Callable[[], int]
 
