@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
-from ggufkit.formats.legacy.repack import reorder_nibbles, scales_to_f16
+from ggufkit.formats.legacy.repack import repack_blocks
 
 Q4_2, Q4_3 = 4, 5  # type ids of the removed April 2023 types (today's 4 and 5 are unused)
 
@@ -122,19 +122,7 @@ def _make(name: str, block: int, scale: str, has_min: bool, paired: bool, high_b
         def repack(raw: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, float | None]:
             if out is None:
                 out = np.empty((raw.shape[0], nbytes - head + out_head), np.uint8)
-            change = None
-            if scale == "f32":
-                change = scales_to_f16(raw, out, has_min)
-            else:
-                out[:, :head] = raw[:, :head]
-            if high_bits:
-                out[:, out_head:out_head + 4] = raw[:, qh_at:qh_at + 4]  # element order, as today
-            qs, into = raw[:, qs_at:], out[:, out_head + (4 if high_bits else 0):]
-            if paired:
-                reorder_nibbles(qs, into)
-            else:
-                into[:] = qs
-            return out, change
+            return out, repack_blocks(raw, out, scale == "f32", has_min, high_bits, paired)
 
         loss = F16_SCALES if scale == "f32" else EXACT
     if today is None:

@@ -1,13 +1,16 @@
-"""The two rearrangements that turn old quantized blocks into today's, fast enough to keep up with a disk.
+"""Old quantized blocks rearranged into today's, fast enough to keep up with a disk.
 
-Each works on a slice of whole blocks, `SUB_BLOCKS` at a time so that numpy's passes over it stay in
-the CPU's cache, and writes into the caller's output (no array the size of the slice is allocated):
-  - `reorder_nibbles`: the 32 4-bit values of a block from the old pair order (byte i holds x[2i] and
-    x[2i+1]) to today's halves order (byte j holds x[j] and x[j+16]), as two 64-bit words per block:
-    the low half of each word spreads its nibbles one byte apart (x[0..7] to the low nibbles of eight
-    bytes), the high half likewise, then the words of the two halves are merged nibble-wise.
-  - `scales_to_f16`: f32 scales (and mins) rounded to f16 by ggml's own row conversion, with the
-    largest relative change a weight sees (blocks.py explains the figure).
+`repack_blocks` works on a slice of whole blocks, SUB_BLOCKS at a time so numpy's passes stay in the
+CPU's cache. numpy is quick on long one-dimensional runs and slow on many short rows, so every field is
+reached as a column: the rows are viewed as 16-bit lanes (32-bit for f32 scales), and lane j of every
+block is one strided 1-D array:
+  - f32 scales (and mins) are rounded to f16 by ggml's own row conversion, and the largest relative
+    change a weight sees is measured (`_change`);
+  - 5th bits (Q5) are copied as they are;
+  - 4-bit values go from the old pair order (byte i holds x[2i] and x[2i+1]) to today's halves order
+    (byte j holds x[j] and x[j+16]) in `_reorder`: with a = bytes 0-7 and b = bytes 8-15 as 64-bit
+    words, today's byte 2k is a[k]'s low nibble under b[k]'s low nibble, byte 2k+1 their high nibbles;
+    the even and odd bytes are then woven together through 16-bit lanes.
 """
 
 from __future__ import annotations
@@ -16,77 +19,97 @@ import numpy as np
 
 from ggufkit.ggml_lib import to_f16
 
-SUB_BLOCKS = 1 << 14
-
-_U = np.uint64
-_M16, _M8, _M4 = _U(0x0000FFFF0000FFFF), _U(0x00FF00FF00FF00FF), _U(0x0F0F0F0F0F0F0F0F)
-_LOW32 = _U(0xFFFFFFFF)
+SUB_BLOCKS = 1 << 13
+_U16, _U64 = np.uint16, np.uint64
+_LOW, _HIGH = _U64(0x0F0F0F0F0F0F0F0F), _U64(0xF0F0F0F0F0F0F0F0)
 
 
-def _spread(x: np.ndarray, tmp: np.ndarray) -> None:
-    """In place: the 8 nibbles in the low 32 bits of each word, moved to the low nibbles of its 8 bytes."""
-    for shift, mask in ((16, _M16), (8, _M8), (4, _M4)):
-        np.left_shift(x, _U(shift), out=tmp)
-        x |= tmp
-        x &= mask
-
-
-def reorder_nibbles(qs: np.ndarray, out: np.ndarray) -> None:
-    """qs: (n, 16) uint8 in pair order (any row stride) -> out: (n, 16) uint8 in halves order."""
-    n = qs.shape[0]
-    words = np.empty((min(n, SUB_BLOCKS), 2), _U)
-    parts = np.empty((4, words.shape[0]), _U)
-    tmp = np.empty(words.shape[0], _U)
-    for s in range(0, n, SUB_BLOCKS):
-        m = min(SUB_BLOCKS, n - s)
-        w = words[:m]
-        w.view(np.uint8).reshape(m, 16)[:] = qs[s:s + m]
-        a, b = w[:, 0], w[:, 1]  # a: x[0..15], b: x[16..31], nibble k of a word = x[k]
-        p, t = parts[:, :m], tmp[:m]
-        np.bitwise_and(a, _LOW32, out=p[0])  # x[0..7]
-        np.bitwise_and(b, _LOW32, out=p[1])  # x[16..23]
-        np.right_shift(a, _U(32), out=p[2])  # x[8..15]
-        np.right_shift(b, _U(32), out=p[3])  # x[24..31]
-        for row in p:
-            _spread(row, t)
-        p[1] <<= _U(4)
-        p[3] <<= _U(4)
-        np.bitwise_or(p[0], p[1], out=w[:, 0])  # bytes 0..7: x[j] | x[j+16] << 4
-        np.bitwise_or(p[2], p[3], out=w[:, 1])  # bytes 8..15
-        out[s:s + m] = w.view(np.uint8).reshape(m, 16)
-
-
-def scales_to_f16(raw: np.ndarray, out: np.ndarray, has_min: bool) -> float:
-    """raw: (n, block bytes) with an f32 scale at byte 0 (and an f32 min at byte 4); writes them as f16 at
-    out's bytes 0 (and 2). Returns the largest relative weight change the rounding makes (0 if none)."""
-    n = raw.shape[0]
+def repack_blocks(raw: np.ndarray, out: np.ndarray, f32_scales: bool, has_min: bool, high_bits: bool,
+                  paired: bool) -> float | None:
+    """raw: (n, old block bytes) uint8 -> out: (n, today's block bytes) uint8, both C-contiguous. The old
+    block is [scale (, min)] [qh: 4 bytes, Q5 only] [values]; today's the same with f16 scales. Returns the
+    largest relative weight change from rounding f32 scales, or None if the scales were f16 already."""
+    raw = np.ascontiguousarray(raw)
+    r16, o16 = raw.view(_U16), out.view(_U16)
     k = 2 if has_min else 1
-    f32 = np.empty((min(n, SUB_BLOCKS), k), np.float32)
-    worst = 0.0
+    hin, qh = (2 * k if f32_scales else k), (2 if high_bits else 0)
+    qi, qo = hin + qh, k + qh  # where the values start, in 16-bit lanes
+    n = raw.shape[0]
+    sub = min(n, SUB_BLOCKS)
+    scratch = _Scratch(sub) if paired else None
+    scales = np.empty((k, sub), np.float32)
+    r32 = raw.view(np.float32) if f32_scales else None
+    worst = None
     for s in range(0, n, SUB_BLOCKS):
         m = min(SUB_BLOCKS, n - s)
-        x = f32[:m]
-        x.view(np.uint8)[:] = raw[s:s + m, :4 * k]
-        x16 = to_f16(x)
-        out[s:s + m, :2 * k] = x16.view(np.uint8)
-        worst = max(worst, _change(x, x16))
+        rows, into = slice(s, s + m), o16[s:s + m]
+        if r32 is not None:
+            x = scales[:, :m]
+            for j in range(k):
+                x[j] = r32[rows, j]
+            x16 = to_f16(x)
+            for j in range(k):
+                into[:, j] = x16[j].view(_U16)
+            worst = max(worst or 0.0, _change(x, x16))
+        lanes = range(k, k + qh) if r32 is not None else range(k + qh)  # f16 scales, qh: as they are
+        for j in lanes:
+            into[:, j] = r16[rows, j + hin - k]
+        if paired:
+            _reorder(r16[rows, qi:qi + 8], into[:, qo:qo + 8], scratch, m)
+        elif o16.shape[1] - qo > 8:  # Q8_0's 16 lanes: one copy of whole rows beats 16 column copies
+            into[:, qo:] = r16[rows, qi:]
+        else:
+            for j in range(qo, o16.shape[1]):
+                into[:, j] = r16[rows, j + qi - qo]
     return worst
+
+
+class _Scratch:
+    def __init__(self, n: int):
+        self.words = np.empty((n, 2), _U64)
+        self.even, self.odd, self.tmp = (np.empty(n, _U64) for _ in range(3))
+        self.woven, self.tmp8 = np.empty((n, 8), _U16), np.empty((n, 8), _U16)
+
+
+def _reorder(q: np.ndarray, out: np.ndarray, scratch: _Scratch, m: int) -> None:
+    """q: (m, 8) 16-bit lanes of 16 bytes in pair order -> out: (m, 8) lanes in halves order."""
+    words = scratch.words[:m]
+    lanes = words.view(_U16)
+    for j in range(8):
+        lanes[:, j] = q[:, j]
+    a, b = words[:, 0], words[:, 1]
+    even, odd, tmp = scratch.even[:m], scratch.odd[:m], scratch.tmp[:m]
+    np.bitwise_and(a, _LOW, out=even)  # today's byte 2k: a[k] & 15 | (b[k] & 15) << 4
+    np.bitwise_and(b, _LOW, out=tmp)
+    tmp <<= _U64(4)
+    even |= tmp
+    np.right_shift(a, _U64(4), out=odd)  # today's byte 2k+1: a[k] >> 4 | b[k] & 0xF0
+    odd &= _LOW
+    np.bitwise_and(b, _HIGH, out=tmp)
+    odd |= tmp
+    woven, tmp8 = scratch.woven[:m], scratch.tmp8[:m]
+    np.copyto(woven, even.view(np.uint8).reshape(m, 8))  # the even bytes, widened to 16-bit lanes
+    np.copyto(tmp8, odd.view(np.uint8).reshape(m, 8))
+    tmp8 <<= _U16(8)
+    woven |= tmp8
+    for j in range(8):
+        out[:, j] = woven[:, j]
 
 
 def _change(x: np.ndarray, x16: np.ndarray) -> float:
     """Largest change of a dequantized weight from rounding the scales, relative to the largest weight of
-    its block: for Q4_0/Q8_0 (x: d) the scale's own relative change; for Q4_1 (x: d, m; w = q*d + m, q
-    in 0..15) the extremes are at q = 0 and q = 15. All-zero blocks (0/0) and scales beyond f16's range
+    its block: for Q4_0/Q8_0 (x: [d]) the scale's own relative change; for Q4_1 (x: [d, m]; w = q*d + m,
+    q in 0..15) the extremes are at q = 0 and q = 15. All-zero blocks (0/0) and scales beyond f16's range
     (inf) say nothing here. float32 is plenty for a figure of ~1e-3."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         dx = x16.astype(np.float32)
         dx -= x
-        if x.shape[1] == 2:
-            d, m, dd, dm = x[:, 0], x[:, 1], dx[:, 0], dx[:, 1]
+        if x.shape[0] == 2:
+            d, m, dd, dm = x[0], x[1], dx[0], dx[1]
             change = np.maximum(np.abs(dm), np.abs(15 * dd + dm))
             size = np.maximum(np.abs(m), np.abs(15 * d + m))
         else:
-            change, size = np.abs(dx[:, 0], out=dx[:, 0]), np.abs(x[:, 0])
+            change, size = np.abs(dx[0], out=dx[0]), np.abs(x[0])
         change /= size
     if size.size and np.max(size) > 65504:  # a scale f16 cannot hold: its inf says nothing
         change[np.isinf(change)] = np.nan
