@@ -27,3 +27,29 @@ def test_the_data_section_does_not_depend_on_slices_or_workers(samples, tmp_path
         convert_legacy(src, out, ConvertOptions(eps=1e-5))
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_pwrite_all_puts_every_byte_where_asked(tmp_path):
+    """Big writable buffers go through a pipe (vmsplice + splice), small or read-only ones through pwrite:
+    either way every byte lands at its offset, and a pipe left half full would show in the next write."""
+    import os
+
+    import numpy as np
+
+    from ggufkit.workers import pwrite_all
+
+    a = np.random.default_rng(0).integers(0, 256, (3 << 20) + 5, dtype=np.uint8)
+    b = np.random.default_rng(1).integers(0, 256, 1 << 20, dtype=np.uint8)
+    path = tmp_path / "f.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        pwrite_all(fd, a.data, 1001)  # through the pipe, a capacity and a bit
+        pwrite_all(fd, b.tobytes(), 3)  # read-only: pwrite
+        pwrite_all(fd, b[:70000].data, (3 << 20) + 2000)  # the pipe again, after a pwrite
+    finally:
+        os.close(fd)
+    want = bytearray((3 << 20) + 72000)  # the gap between the first and the last write stays zeros
+    want[1001:] = a.tobytes()
+    want[3:3 + (1 << 20)] = b.tobytes()
+    want[(3 << 20) + 2000:(3 << 20) + 72000] = b[:70000].tobytes()
+    assert path.read_bytes() == bytes(want)
