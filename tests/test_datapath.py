@@ -49,7 +49,7 @@ def test_pwrite_all_puts_every_byte_where_asked(tmp_path):
     finally:
         os.close(fd)
     want = bytearray((3 << 20) + 72000)  # the gap between the first and the last write stays zeros
-    want[1001:] = a.tobytes()
+    want[1001:1001 + a.size] = a.tobytes()
     want[3:3 + (1 << 20)] = b.tobytes()
     want[(3 << 20) + 2000:(3 << 20) + 72000] = b[:70000].tobytes()
     assert path.read_bytes() == bytes(want)
