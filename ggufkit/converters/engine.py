@@ -3,14 +3,15 @@
 Each tensor gets one plan: copy (today's blocks: bytes unchanged, copied in the kernel), repack (an older
 block layout rearranged into today's: nibble order and/or f32 -> f16 scales), or requantize (a removed
 type, dequantized and quantized again by llama.cpp). gguf-py's GGUFWriter writes the header, key/values
-and tensor table; the data section is streamed (stream.py) a chunk of rows at a time, so memory stays
-flat whatever the model size.
+and tensor table; the data section is written by datapath.py, a slice of rows at a time by a few
+workers, so memory stays flat and the disk sets the pace whatever the model size.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,8 @@ from gguf.constants import Keys
 
 from ggufkit.converters import requantize
 from ggufkit.converters.tokenizer import add_vocab
-from ggufkit.converters.copy import copy_range
+from ggufkit.converters.datapath import write_data
 from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
-from ggufkit.converters.stream import ProgressFn, pad, stream_tensor
 from ggufkit.errors import BadInputError
 from ggufkit.families.base import Geometry
 from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
@@ -32,6 +32,7 @@ from ggufkit.formats.legacy import blocks
 from ggufkit.formats.legacy.parts import RowReader
 from ggufkit.fsutil import atomic_output, check_output, check_split_outputs
 
+ProgressFn = Callable[[int], None]  # called with the number of input bytes just converted
 
 
 @dataclass(frozen=True)
@@ -262,17 +263,8 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     assert w.fout is not None
     fout = w.fout[0]
     fout.flush()
-    dst = fout.fileno()
-    worst: float | None = None
     with RowReader(m) as reader:
-        for i, p in enumerate(plans):
-            pad(dst)
-            if p.action == "copy" and not m.parts and p.rows is None:
-                copy_range(reader.fd(), dst, p.src.offset, p.src.nbytes, on_progress)
-                continue
-            change = stream_tensor(reader, i, p, dst, on_progress)
-            if change is not None:
-                worst = max(worst or 0.0, change)
+        worst = write_data(reader, plans, fout.fileno(), fout.tell(), on_progress)
     w.close()
     return worst
 

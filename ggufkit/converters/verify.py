@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ggufkit.converters.stream import source_rows
+from ggufkit.converters.datapath import source_rows
 from ggufkit.errors import GgufkitError
 from ggufkit.formats.gguf_file import read_gguf
 from ggufkit.formats.legacy import LegacyModel, blocks
