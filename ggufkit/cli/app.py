@@ -24,6 +24,7 @@ from ggufkit.cli import cache as cache_cmd
 from ggufkit.cli import convert as convert_cmd
 from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import eval as eval_cmd
+from ggufkit.cli import fit as fit_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import models as models_cmd
 from ggufkit.cli import quantize as quantize_cmd
@@ -112,6 +113,7 @@ app.command("run")(run_cmd.run)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
+app.command("fit")(fit_cmd.fit)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")

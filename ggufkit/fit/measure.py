@@ -1,0 +1,87 @@
+"""The figures of a candidate: memory and speed in a fresh process, quality in one pass over them all.
+
+Memory and speed: `bench`'s own child (bench/child.py), one per candidate, started by exec so its peak
+resident memory (VmHWM) is that candidate's alone: it loads the file at --ctx, processes a prompt
+and generates, as llama-bench times them. With layers offloaded it also reports the GPU memory it
+took (bench/gpu.py). Quality: `eval` (evaluate/perplexity.py) scores every candidate against the
+source on the text in one pass: PPL, mean and 99th-percentile KL-divergence, same top token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH_CHILD = "ggufkit.bench.child"
+N_PROMPT = 512  # llama-bench's default pp test, at most --ctx
+N_GEN = 64  # generated tokens per timed run
+
+
+@dataclass(frozen=True)
+class Settings:
+    ctx: int
+    threads: int | None  # None: one per free CPU, decided when each child starts
+    gpu_layers: int  # -1: all
+    repetitions: int
+
+    @property
+    def n_prompt(self) -> int:
+        return min(N_PROMPT, self.ctx)
+
+    @property
+    def n_gen(self) -> int:
+        return min(N_GEN, self.ctx)
+
+    def speed_key(self) -> dict[str, Any]:
+        """What memory and speed depend on besides the file and the machine."""
+        return {"ctx": self.ctx, "threads": self.threads or "auto", "ngl": self.gpu_layers,
+                "reps": self.repetitions, "pp": self.n_prompt, "tg": self.n_gen}
+
+
+def speed_and_memory(path: Path, s: Settings, on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One fresh child's figures: peak_memory_bytes, gpu_memory_bytes, gpu_buffers_bytes, pp_tps, tg_tps."""
+    from ggufkit.runtime.child import run_child
+    from ggufkit.runtime.cpuload import measured_free
+    from ggufkit.runtime.settings import default_threads
+
+    request = {"path": str(path), "n_ctx": s.ctx, "threads": s.threads or default_threads(), "batch": N_PROMPT,
+               "gpu_layers": s.gpu_layers, "mmap": True, "n_prompt": s.n_prompt, "n_gen": s.n_gen,
+               "reps": s.repetitions, "rpc": [], "tensor_split": None, "free_cpus": measured_free()}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if on_stage is not None and event.get("event") == "progress":
+            rep = f" {event['rep']}/{event['reps']}" if event.get("reps") else ""
+            on_stage(f"{event.get('stage', '')}{rep}")
+
+    result = run_child(BENCH_CHILD, request, on_event, str(path))
+    return {"peak_memory_bytes": result["peak_rss_bytes"], "gpu_memory_bytes": result.get("gpu_memory_bytes"),
+            "gpu_buffers_bytes": result.get("gpu_buffers_bytes"),
+            "pp_tps": result["pp"]["mean"], "tg_tps": result["tg"]["mean"], "size_bytes": path.stat().st_size}
+
+
+@dataclass
+class Quality:
+    figures: list[dict[str, Any]]  # per candidate, in order: ppl, mean_kld, kld_p99, same_top
+    base_ppl: float
+    chunks: int
+    partial: bool  # interrupted: figures from the chunks scored so far
+
+
+def quality(base: Path, paths: list[Path], text: str, text_name: str, s: Settings, chunks: int,
+            on_notice: Callable[[str], None] | None = None,
+            on_chunk: Callable[[int, int], None] | None = None) -> Quality:
+    """`eval` of the base and every candidate in one pass over the text."""
+    from ggufkit.evaluate.perplexity import evaluate
+    from ggufkit.runtime.params import LoadParams
+    from ggufkit.runtime.settings import default_threads
+
+    load = LoadParams(base, n_threads=s.threads or default_threads(), n_gpu_layers=s.gpu_layers)
+    r = evaluate([base, *paths], text, text_name, s.ctx, chunks, load, on_notice, on_chunk)
+    figures = []
+    for m in r.models[1:]:
+        v = m.vs_base or {}
+        figures.append({"ppl": m.ppl, "mean_kld": v.get("kld_mean"), "kld_p99": v.get("kld_p99"),
+                        "same_top": v.get("same_top")})
+    return Quality(figures, r.models[0].ppl, r.chunks, r.partial)
