@@ -96,7 +96,7 @@ def run_fit(opts: FitOptions, on_progress: ProgressFn | None = None, on_notice: 
 def _measure_all(src, cands, result: FitResult, imatrix: Path | None, s: Settings, body: str, opts: FitOptions,
                  report: ProgressFn, on_notice: NoticeFn | None) -> None:
     from ggufkit.fit import candidates as C
-    from ggufkit.fit.measure import quality, speed_and_memory
+    from ggufkit.fit.measure import check_text, quality, speed_and_memory
 
     machine = store.machine_id()
     live = []  # (candidate, row) still in the running
@@ -118,6 +118,8 @@ def _measure_all(src, cands, result: FitResult, imatrix: Path | None, s: Setting
             if hit is not None:
                 _fill(row, hit)
         row.cached = row.measured
+    if any(not row.measured for _, row in live):
+        check_text(src.gguf, body, s.ctx)
     for c, row in live:  # every file the remaining work needs, quantized once
         if not row.measured:
             report(Progress("quantize", c.name, 0, 1))

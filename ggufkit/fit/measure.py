@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ggufkit.errors import BadInputError, LlamaFailure
+
 BENCH_CHILD = "ggufkit.bench.child"
 N_PROMPT = 512  # llama-bench's default pp test, at most --ctx
 N_GEN = 64  # generated tokens per timed run
@@ -85,3 +87,26 @@ def quality(base: Path, paths: list[Path], text: str, text_name: str, s: Setting
         figures.append({"ppl": m.ppl, "mean_kld": v.get("kld_mean"), "kld_p99": v.get("kld_p99"),
                         "same_top": v.get("same_top")})
     return Quality(figures, r.models[0].ppl, r.chunks, r.partial)
+
+
+def check_text(gguf: Path, text: str, ctx: int) -> None:
+    """Before any work: the text holds the two chunks `eval` needs at least (its vocabulary alone loaded)."""
+    import llama_cpp as L
+
+    from ggufkit.runtime import llama_log
+
+    llama_log.ensure_installed()  # llama.cpp's log stays off the terminal
+    L.llama_backend_init()
+    mp = L.llama_model_default_params()
+    mp.vocab_only = True
+    model = L.llama_model_load_from_file(str(gguf).encode(), mp)
+    if not model:
+        raise LlamaFailure("llama.cpp could not read the model's vocabulary", gguf)
+    try:
+        data = text.encode("utf-8")
+        n = L.llama_tokenize(L.llama_model_get_vocab(model), data, len(data), None, 0, True, False)
+    finally:
+        L.llama_model_free(model)
+    if abs(n) < 2 * ctx:  # a buffer of 0 tokens: -n is the count
+        raise BadInputError(f"the text has {abs(n)} tokens; a context of {ctx} needs at least {2 * ctx} (two chunks):"
+                            " give a longer text or a smaller --ctx")
