@@ -95,13 +95,19 @@ def test_a_budget_between_two_candidates_picks_the_lowest_kld_under_it(env):
     assert {c["type"] for c in d["candidates"] if c["pareto"]} == front(d["candidates"])
 
 
-def test_a_budget_below_every_candidate_exits_1_with_no_choice(env):
-    r = fit(env, "--max-memory", "100K", "--json")
+def test_a_budget_below_every_candidate_exits_1_with_no_choice(env, tmp_path, monkeypatch):
+    r = fit(env, "--max-memory", "100K", "--json")  # every candidate measured before: over by its memory
     assert r.code == 1
     d = json.loads(r.out)
     assert d["choice"] is None and d["command"] is None
-    assert all(c["skipped"] and c["fits"] is False and "not quantized" in c["reason"] for c in d["candidates"])
+    assert all(c["fits"] is False and "over --max-memory" in c["reason"] for c in d["candidates"])
+    smallest = min(d["candidates"], key=lambda c: c["memory_bytes"])["type"]
+    assert d["summary"].startswith(f"nothing meets the budgets; the closest, {smallest}, needs --max-memory ")
+    monkeypatch.setenv("GGUFKIT_CACHE", str(tmp_path / "cache"))  # nothing measured: the files' sizes decide
+    d = json.loads(fit(env, "--max-memory", "100K", "--json").out)
+    assert all(c["skipped"] and c["fits"] is False and "skipped" in c["reason"] for c in d["candidates"])
     assert d["summary"].startswith("nothing meets the budgets; the smallest, Q2_K, needs --max-memory above")
+    assert not (tmp_path / "cache" / "converted").exists()  # nothing quantized
     r = fit(env, "--max-kld", "1e-9", "--min-speed", "1e9")  # the table: every column in a pipe
     assert r.code == 1
     assert r.out.splitlines()[0].split() == ["type", "size", "memory", "pp", "t/s", "tg", "t/s", "PPL", "mean", "KLD",
@@ -265,3 +271,11 @@ def test_gpu_memory_per_candidate(samples, tmp_path, cli, monkeypatch):
         assert r["gpu_buffers_bytes"] > 0.9 * r["size_bytes"], r  # the weights are on the GPU
         assert r["gpu_buffers_bytes"] * 0.98 <= r["gpu_memory_bytes"] <= r["gpu_buffers_bytes"] + (1 << 30), r
         assert r["memory_bytes"] == r["peak_memory_bytes"] + r["gpu_memory_bytes"]
+
+
+def test_eval_passes_keep_the_open_models_within_the_budget():
+    from ggufkit.fit.measure import MODEL_OVERHEAD as O, groups
+
+    assert groups(100, [10, 20, 30], 10**12) == [[0, 1, 2]]  # room for all: one pass
+    assert groups(100, [10, 20, 30], 100 + 10 + 20 + 3 * O) == [[0, 1], [2]]
+    assert groups(100, [500, 10], 1) == [[0], [1]]  # one candidate a pass at least

@@ -15,8 +15,8 @@ def over_budgets(row: Row, b: Budgets) -> list[str]:
     out = []
     if row.skipped:
         assert b.max_memory is not None and row.predicted_size_bytes is not None
-        return [f"its file alone would take {human_bytes(row.predicted_size_bytes)}, over --max-memory "
-                f"{human_bytes(b.max_memory)}: not quantized"]
+        return [f"its file alone is {human_bytes(row.predicted_size_bytes)}, over --max-memory "
+                f"{human_bytes(b.max_memory)}: skipped"]
     mem = row.memory_bytes
     if b.max_memory is not None and mem is not None and mem > b.max_memory:
         out.append(f"needs {human_bytes(mem)} of memory, {human_bytes(mem - b.max_memory)} over --max-memory")

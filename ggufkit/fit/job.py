@@ -99,25 +99,29 @@ def _measure_all(src, cands, result: FitResult, imatrix: Path | None, s: Setting
     from ggufkit.fit.measure import check_text, quality, speed_and_memory
 
     machine = store.machine_id()
-    live = []  # (candidate, row) still in the running
-    for i, (c, row) in enumerate(zip(cands, result.rows)):
-        if opts.budgets.max_memory is not None:
-            report(Progress("size", c.name, i, len(cands)))
-            row.predicted_size_bytes = C.predicted_size(src, c, imatrix)
-            if row.predicted_size_bytes > opts.budgets.max_memory:
-                row.skipped = True
-                continue
-        live.append((c, row))
-    speed_keys = {c.name: store.key("speed", c.key, s.speed_key(), machine) for c, _ in live}
     text_key = store.text_key(body)
+    speed_keys = {c.name: store.key("speed", c.key, s.speed_key(), machine) for c in cands}
     quality_keys = {c.name: store.key("quality", c.key, src.key, text_key, s.ctx, opts.chunks, s.gpu_layers, machine)
-                    for c, _ in live}
-    for c, row in live:  # what earlier fits measured
+                    for c in cands}
+    for c, row in zip(cands, result.rows):  # what earlier fits measured
         for kind, keys in (("speed", speed_keys), ("quality", quality_keys)):
             hit = store.get(kind, keys[c.name])
             if hit is not None:
                 _fill(row, hit)
         row.cached = row.measured
+    live = []  # (candidate, row) still in the running
+    for i, (c, row) in enumerate(zip(cands, result.rows)):
+        if opts.budgets.max_memory is not None and not row.measured:
+            if row.size_bytes is None and c.file.exists():
+                row.size_bytes = c.file.stat().st_size
+            if row.size_bytes is None:  # llama.cpp's dry run: the file's size without making it
+                report(Progress("size", c.name, i, len(cands)))
+                row.predicted_size_bytes = C.predicted_size(src, c, imatrix)
+            if (row.size_bytes or row.predicted_size_bytes or 0) > opts.budgets.max_memory:
+                row.skipped = True
+                row.predicted_size_bytes = row.predicted_size_bytes or row.size_bytes
+                continue
+        live.append((c, row))
     if any(not row.measured for _, row in live):
         check_text(src.gguf, body, s.ctx)
     for c, row in live:  # every file the remaining work needs, quantized once
@@ -139,12 +143,14 @@ def _measure_all(src, cands, result: FitResult, imatrix: Path | None, s: Setting
                     on_notice, lambda d, n: report(Progress("eval", label, d, n)))
         result.chunks, result.base_ppl, result.partial = q.chunks, q.base_ppl, q.partial
         for (c, row), figures in zip(todo, q.figures):
+            if figures is None:  # its pass never ran (interrupted)
+                continue
             if not q.partial:  # figures from part of the text are shown, never kept
                 store.put("quality", quality_keys[c.name], {**figures, "base_ppl": q.base_ppl, "chunks": q.chunks})
             _fill(row, figures)
-    else:
-        hit = store.get("quality", quality_keys[live[0][0].name]) if live else None
-        result.base_ppl, result.chunks = (hit or {}).get("base_ppl"), (hit or {}).get("chunks", 0)
+    else:  # every figure from the store: the base's PPL and the chunks scored, as they were
+        hit = next((h for c, _ in live if (h := store.get("quality", quality_keys[c.name]))), {})
+        result.base_ppl, result.chunks = hit.get("base_ppl"), hit.get("chunks", 0)
 
 
 def _fill(row: Row, figures: dict) -> None:

@@ -65,28 +65,66 @@ def speed_and_memory(path: Path, s: Settings, on_stage: Callable[[str], None] | 
 
 @dataclass
 class Quality:
-    figures: list[dict[str, Any]]  # per candidate, in order: ppl, mean_kld, kld_p99, same_top
+    figures: list[dict[str, Any] | None]  # per candidate, in order: ppl, mean_kld, kld_p99, same_top (None: not scored)
     base_ppl: float
     chunks: int
     partial: bool  # interrupted: figures from the chunks scored so far
 
 
+MODEL_OVERHEAD = 256 << 20  # per open model beyond its file: its context, logits and compute buffers
+
+
 def quality(base: Path, paths: list[Path], text: str, text_name: str, s: Settings, chunks: int,
             on_notice: Callable[[str], None] | None = None,
             on_chunk: Callable[[int, int], None] | None = None) -> Quality:
-    """`eval` of the base and every candidate in one pass over the text."""
+    """`eval` of the base and every candidate in one pass over the text; in as few passes as keep the
+    models open at once within half the memory available (each pass decodes the base again)."""
     from ggufkit.evaluate.perplexity import evaluate
     from ggufkit.runtime.params import LoadParams
     from ggufkit.runtime.settings import default_threads
 
     load = LoadParams(base, n_threads=s.threads or default_threads(), n_gpu_layers=s.gpu_layers)
-    r = evaluate([base, *paths], text, text_name, s.ctx, chunks, load, on_notice, on_chunk)
-    figures = []
-    for m in r.models[1:]:
-        v = m.vs_base or {}
-        figures.append({"ppl": m.ppl, "mean_kld": v.get("kld_mean"), "kld_p99": v.get("kld_p99"),
-                        "same_top": v.get("same_top")})
-    return Quality(figures, r.models[0].ppl, r.chunks, r.partial)
+    runs = groups(base.stat().st_size, [p.stat().st_size for p in paths], available_memory() // 2)
+    figures: list[dict[str, Any] | None] = [None] * len(paths)
+    result = Quality(figures, float("nan"), 0, False)
+    for k, run in enumerate(runs):
+        progress = None if on_chunk is None else (lambda d, n, k=k: on_chunk(k * n + d, len(runs) * n))
+        r = evaluate([base, *(paths[i] for i in run)], text, text_name, s.ctx, chunks, load, on_notice, progress)
+        for i, m in zip(run, r.models[1:]):
+            v = m.vs_base or {}
+            figures[i] = {"ppl": m.ppl, "mean_kld": v.get("kld_mean"), "kld_p99": v.get("kld_p99"),
+                          "same_top": v.get("same_top")}
+        result.base_ppl, result.chunks, result.partial = r.models[0].ppl, r.chunks, r.partial
+        if r.partial:
+            break
+    return result
+
+
+def groups(base_bytes: int, sizes: list[int], budget: int) -> list[list[int]]:
+    """The candidates' indices in runs whose files, with the base's, fit `budget` (at least one per run)."""
+    runs: list[list[int]] = []
+    used = 0
+    for i, n in enumerate(sizes):
+        if not runs or used + n + MODEL_OVERHEAD > budget:
+            runs.append([])
+            used = base_bytes + MODEL_OVERHEAD
+        runs[-1].append(i)
+        used += n + MODEL_OVERHEAD
+    return runs
+
+
+def available_memory() -> int:
+    """MemAvailable (Linux), else the machine's RAM."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def check_text(gguf: Path, text: str, ctx: int) -> None:
