@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.conftest import NEEDS_GPU, assert_clean_error, json_of, run_cli
+from tests.conftest import CPU_ONLY_BUILD, NEEDS_GPU, assert_clean_error, json_of, run_cli
 from tests.measure import run_measured
 
 TEXT = ("hello the world of the model and the token of the file " * 40 + "llama model file token world " * 40)
@@ -114,6 +114,14 @@ def test_a_budget_below_every_candidate_exits_1_with_no_choice(env, tmp_path, mo
                                              "99%", "KLD", "same", "top", "fits", "front"]
     assert "no choice: nothing meets the budgets; the closest," in r.out and "--min-speed" in r.out
     assert "under --min-speed 1e+09" in r.out and "over --max-kld 1e-09" in r.out
+
+
+@CPU_ONLY_BUILD
+def test_gpu_layers_on_a_cpu_build_say_so(env):
+    r = fit(env, "-ngl", "all", "--json")
+    d = json_of(r)
+    assert "-ngl ignored, measuring on the CPU" in r.err
+    assert d["gpu_layers"] == 0 and all(c["gpu_memory_bytes"] is None and c["cached"] for c in d["candidates"])
 
 
 def test_formats_and_plot(env, tmp_path):

@@ -70,6 +70,12 @@ def run_fit(opts: FitOptions, on_progress: ProgressFn | None = None, on_notice: 
 
     opts.check()
     started = time.perf_counter()
+    if opts.gpu_layers and not store.build().gpu_offload:
+        from ggufkit.system import GPU_INSTALL_ADVICE
+
+        if on_notice is not None:
+            on_notice(f"{GPU_INSTALL_ADVICE}: -ngl ignored, measuring on the CPU")
+        opts.gpu_layers = 0
     report = on_progress or (lambda p: None)
     src = C.open_source(opts.source, on_notice)
     if src.quantized and on_notice is not None:

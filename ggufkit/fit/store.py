@@ -52,14 +52,22 @@ def text_key(text: str) -> str:
 
 
 @functools.cache
+def build():
+    """llama.cpp's build as system.llama_build describes it (asked once)."""
+    from ggufkit.system import llama_build
+
+    return llama_build()
+
+
+@functools.cache
 def machine_id() -> dict[str, Any]:
     """What a speed or memory figure depends on besides the file and the settings."""
     from importlib.metadata import version
 
     from ggufkit import __version__
-    from ggufkit.system import llama_build, machine
+    from ggufkit.system import machine
 
-    build = llama_build()
-    m = machine(build)
-    return {"cpu": m.cpu, "cores": m.cores, "ram": m.ram_bytes, "gpus": m.gpus, "backends": build.backends,
+    build_ = build()
+    m = machine(build_)
+    return {"cpu": m.cpu, "cores": m.cores, "ram": m.ram_bytes, "gpus": m.gpus, "backends": build_.backends,
             "llama_cpp_python": version("llama_cpp_python"), "ggufkit": __version__}
