@@ -210,6 +210,7 @@ def test_terminal_table_fits_80_columns():
     (("-t", "q4km"), 2, ("unknown quantization type 'q4km'",)),
     (("--plot", "x.jpg"), 2, (".png or .svg",)),
     (("--chunks", "0"), 2, ("--chunks must be >= 1",)),
+    (("-t", "q8_0", "--imatrix", "nope.gguf"), 2, ("nope.gguf: cannot open",)),
 ])
 def test_bad_usage_is_one_line(samples, cli, args, code, fragments):
     assert_clean_error(cli("fit", samples.gguf("f16"), *args), code, *fragments)

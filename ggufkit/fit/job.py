@@ -82,9 +82,9 @@ def run_fit(opts: FitOptions, on_progress: ProgressFn | None = None, on_notice: 
         on_notice(f"{opts.source}: already quantized: candidates are requantized from it, at some loss, and "
                   "compared with it")
     body, text_name = load_text(opts.text)
+    qtypes = C.ladder(opts.types, opts.imatrix is not None or opts.imatrix_text is not None)
     imatrix = _matrix(opts, src, report)
-    qtypes = C.ladder(opts.types, imatrix is not None)
-    matrix_key = None if imatrix is None else _file_key(imatrix)
+    matrix_key = None if imatrix is None else _matrix_key(imatrix)
     cands = [C.candidate(src, q, matrix_key) for q in qtypes]
     s = Settings(opts.ctx, opts.threads, opts.gpu_layers, opts.repetitions)
     result = FitResult(str(opts.source), text_name, opts.ctx, 0, opts.budgets, opts.threads, opts.gpu_layers,
@@ -182,13 +182,13 @@ def _matrix(opts: FitOptions, src, report: ProgressFn) -> Path | None:
                       gpu_layers=opts.gpu_layers, on_progress=progress)
 
 
-def _file_key(path: Path) -> str:
+def _matrix_key(path: Path) -> str:
+    """The matrix's content key, once it has read as an importance matrix (a bad one fails before any work)."""
     from ggufkit.converters.cache import content_key
+    from ggufkit.quantize.imatrix import read_imatrix
 
-    try:
-        return content_key(path)
-    except OSError as e:
-        raise BadInputError(f"cannot read the importance matrix: {e.strerror}", path) from None
+    read_imatrix(path)
+    return content_key(path)
 
 
 def _keep_and_evict(src, cands, result: FitResult, imatrix: Path | None, opts: FitOptions, report: ProgressFn,
