@@ -45,9 +45,9 @@ def main() -> dict:
 
     bin_dir = tools()
     base = model_path("smollm2", f16=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     text = _text()
     threads = str(os.cpu_count() or 1)
-    WORK.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         work = Path(tmp)
         hand_s = _by_hand(bin_dir, base, text, work, threads)

@@ -18,13 +18,14 @@ def plot(result: FitResult, out: Path) -> None:
     if front:
         ax.plot([r.memory_bytes / MIB for r in front], [r.mean_kld for r in front], "-", color="tab:blue",
                 alpha=0.5, label="Pareto front")
-    for r in shown:
+    for i, r in enumerate(sorted(shown, key=lambda r: r.memory_bytes or 0)):
         x, y = r.memory_bytes / MIB, r.mean_kld
         chosen = r.type == result.choice
         ax.plot(x, y, "*" if chosen else "o", markersize=14 if chosen else 6,
                 color="tab:red" if chosen else ("tab:blue" if r.fits else "tab:gray"),
                 label="choice" if chosen else None)
-        ax.annotate(r.type, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        # neighbours in memory get their labels above and below in turn, so close points stay readable
+        ax.annotate(r.type, (x, y), textcoords="offset points", xytext=(5, 5 if i % 2 == 0 else -12), fontsize=8)
     b = result.budgets
     if b.max_memory is not None:
         ax.axvline(b.max_memory / MIB, color="tab:orange", linestyle="--", label="--max-memory")
