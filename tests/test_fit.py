@@ -139,7 +139,10 @@ def test_ctrl_c_keeps_what_was_measured(samples, tmp_path):
     env = {**os.environ, "GGUFKIT_CACHE": str(tmp_path / "cache")}
     args = [sys.executable, "-m", "ggufkit", "fit", samples.gguf("f16"), *TYPES, *TINY, "-f", tmp_path / "t.txt"]
     (tmp_path / "t.txt").write_text(TEXT)
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT's default action in the child even where this suite runs with it ignored (`cmd &` in a script):
+    # Python only turns SIGINT into KeyboardInterrupt when it is not ignored at start-up
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:  # one line per step on a pipe
         if line.startswith("fit: measure Q4_K_M"):  # Q8_0 measured
             proc.send_signal(signal.SIGINT)
