@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ggufkit"
 # Top to bottom, as ARCHITECTURE.md draws them; a module may import its own layer and those below.
 LAYERS = [
     {"cli", "__main__"},
+    {"fit"},
     {"bench", "evaluate", "quantize"},
     {"runtime"},
     {"converters", "surgery"},  # file -> file: convert --split-max-size writes through surgery/split.py

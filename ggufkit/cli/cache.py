@@ -12,7 +12,8 @@ from ggufkit.cli.output import human_bytes, notice, print_json, table
 
 app = typer.Typer(
     name="cache",
-    help="List, remove or clear the conversions of legacy inputs that run, bench and quantize keep.\n\n"
+    help="List, remove or clear the conversions of legacy inputs that run, bench and quantize keep, and the "
+         "candidates `fit` quantizes.\n\n"
          "Where: $GGUFKIT_CACHE/converted, else ~/.cache/ggufkit/converted. Size cap: GGUFKIT_CACHE_MAX "
          "(e.g. 2GiB; default 10 GiB), least recently used files go first.",
     no_args_is_help=True,
