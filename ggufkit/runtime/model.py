@@ -35,6 +35,7 @@ class Model:
     _lora: object = None
     _pool: int | None = None  # the ggml threadpool attached to ctx
     _piece_buf: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(_PIECE_BYTES))
+    pieces: dict[int, bytes] = field(default_factory=dict)  # token -> piece(token), filled as generation meets them
 
     @property
     def lib(self):

@@ -6,6 +6,7 @@ DoneEvent. cli/run.py renders them; nothing here prints.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +38,10 @@ class Run:
     system: str | None
     grammar_file: Path | None
 
-    def one_shot(self, text: str, on_sampler: NoticeFn | None = None) -> Iterator[Event]:
-        """Generate after `text` (through the template, if any). `on_sampler` gets the chain's description."""
+    def one_shot(self, text: str, on_sampler: NoticeFn | None = None,
+                 cancel: threading.Event | None = None) -> Iterator[Event]:
+        """Generate after `text` (through the template, if any). `on_sampler` gets the chain's description;
+        `cancel` set stops the generation (generate.stream)."""
         if self.template is not None:
             tokens = prompt_tokens(self.model, self.template, self.system, text)
         else:
@@ -48,7 +51,7 @@ class Run:
         with build_sampler(self.model, self.params.sampling, self.grammar_file) as sampler:
             if on_sampler is not None:
                 on_sampler(sampler.description)
-            yield from stream(self.model, sampler, tokens, self.params.stop)
+            yield from stream(self.model, sampler, tokens, self.params.stop, cancel=cancel)
 
     def chat(self) -> ChatSession:
         """A conversation kept in the KV cache; the sampling settings (grammar included) are checked first."""
