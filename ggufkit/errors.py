@@ -35,3 +35,9 @@ class LlamaFailure(GgufkitError):
     """llama.cpp refused the work or died doing it."""
 
     exit_code = EXIT_FAILURE
+
+
+class Interrupted(GgufkitError):
+    """Ctrl-C ended the work (what was completed has been reported)."""
+
+    exit_code = EXIT_INTERRUPTED

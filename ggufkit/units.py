@@ -38,3 +38,8 @@ def parse_bytes(text: str) -> int | None:
     if unit not in _SIZE_UNITS or value < 0:
         return None
     return int(value * _SIZE_UNITS[unit])
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 message`, `2 messages`, `0 messages` (`nouns` where adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"

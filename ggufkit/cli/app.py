@@ -30,6 +30,7 @@ from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
+from ggufkit.cli.output import end_stdout_line, track_stdout
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
 
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["GGML_NO_BACKTRACE"] = "1"
         debug.quiet_ggml = True
     command = typer.main.get_command(app)
+    track_stdout()  # so that an error line never glues onto text left open on stdout (output.py)
     try:
         code = command.main(args=argv, prog_name="ggufkit", standalone_mode=False, obj=debug)
     except GgufkitError as e:
@@ -157,6 +159,7 @@ def _internal(e: Exception, debug: bool) -> None:
 
 
 def _fail(message: str, code: int, debug: bool) -> None:
+    end_stdout_line()
     if debug:
         traceback.print_exc()
     sys.stderr.write(f"ggufkit: error: {message}\n")

@@ -1,17 +1,100 @@
-"""Output helpers: JSON to stdout, human text to stdout, progress and notices to stderr."""
+"""Output helpers: JSON to stdout, human text to stdout, progress and notices to stderr.
+
+Whatever goes to stderr (a notice, an error, the line of a llama.cpp abort) first ends the line text on
+stdout left open and flushes it: `main` wraps sys.stdout in a `LineTracker`, the one place that knows
+whether stdout's last character was a newline, so with `2>&1` an error never glues onto generated text.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ggufkit.units import human_bytes, human_count
 
 if TYPE_CHECKING:
     from ggufkit.runtime.generate import DoneEvent
 
-__all__ = ["human_bytes", "human_count", "notice", "print_json", "result_json", "stats_line", "table"]
+__all__ = ["LineTracker", "TextStream", "end_stdout_line", "human_bytes", "human_count", "notice", "print_json",
+           "result_json", "stats_line", "table", "track_stdout"]
+
+
+class LineTracker:
+    """sys.stdout as it was, remembering whether its last text left a line open (and is unflushed)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.open_line = False
+        self.pending = False
+
+    def write(self, text: str) -> int:
+        if text:
+            self.open_line = text[-1:] not in ("\n", b"\n")
+            self.pending = True
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.pending = False
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, buffer, encoding...
+        return getattr(self.stream, name)
+
+
+def track_stdout() -> None:
+    if not isinstance(sys.stdout, LineTracker):
+        sys.stdout = LineTracker(sys.stdout)  # type: ignore[assignment]
+
+
+def end_stdout_line() -> None:
+    """End an open line on stdout and flush it: called before anything is written to stderr."""
+    out = sys.stdout
+    if not isinstance(out, LineTracker):
+        return
+    try:
+        if out.open_line:
+            out.write("\n")
+        if out.pending:
+            out.flush()
+    except (OSError, ValueError):  # a closed pipe: stderr still gets its line
+        pass
+
+
+class TextStream:
+    """Generated text to stdout, a piece at a time. On a terminal each piece shows at once; elsewhere (a
+    pipe, a file) the pieces are flushed together at most every FLUSH_S seconds, so a reader still sees the
+    text as it comes without a write system call per token."""
+
+    FLUSH_S = 0.05
+
+    def __init__(self) -> None:
+        self.out = sys.stdout
+        self.tty = self.out.isatty()
+        self._last = time.perf_counter()
+        self._open = False
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        self.out.write(text)
+        self._open = text[-1:] != "\n"
+        if self.tty:
+            self.out.flush()
+            return
+        now = time.perf_counter()
+        if now - self._last >= self.FLUSH_S:
+            self.out.flush()
+            self._last = now
+
+    def end(self) -> None:
+        """End the text with a newline where it does not end with one (also in a pipe: with `2>&1` what
+        follows on stderr starts its own line), and flush."""
+        if self._open:
+            self.out.write("\n")
+            self._open = False
+        self.out.flush()
 
 
 def print_json(data: Any) -> None:
@@ -20,6 +103,7 @@ def print_json(data: Any) -> None:
 
 
 def notice(message: str) -> None:
+    end_stdout_line()
     sys.stderr.write(f"ggufkit: {message}\n")
 
 
@@ -47,6 +131,7 @@ def result_json(done: DoneEvent, load_ms: float, warmup_ms: float) -> dict[str, 
     return {
         "text": done.text,
         "stop_reason": done.stop_reason,
+        "partial": done.stop_reason == "interrupted",  # Ctrl-C: the text so far
         "prompt_tokens": done.n_prompt,
         "prompt_tokens_evaluated": done.n_prompt_eval,
         "generated_tokens": done.n_generated,
