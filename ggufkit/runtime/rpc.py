@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ggufkit.errors import BadInputError, LlamaFailure
+from ggufkit.units import plural
 
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default
 # ggml-rpc.h of the vendored llama.cpp (llama-cpp-python 0.3.36): the client accepts a server of the same
@@ -341,7 +342,7 @@ def split_array(split: Sequence[float], devices: Sequence[Device]) -> ctypes.Arr
                             "--rpc servers, or use a GPU build on a machine with GPUs")
     if len(split) != len(devices):
         names = ", ".join(f"{d.name} ({d.where})" for d in devices)
-        raise BadInputError(f"--tensor-split has {len(split)} proportions for {len(devices)} devices: "
+        raise BadInputError(f"--tensor-split has {plural(len(split), 'proportion')} for {plural(len(devices), 'device')}: "
                             f"one per device, in this order: {names}")
     n = max(int(llama_cpp.llama_max_devices()), len(split))
     return (ctypes.c_float * n)(*split)
