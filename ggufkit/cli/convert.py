@@ -57,7 +57,7 @@ def convert(
     batch = out_dir is not None or len(inputs) > 1 or inputs[0].is_dir()
     if not batch:
         src = inputs[0]
-        out = output or src.with_name(output_name(src))
+        out = _single_output(src, output, output_name)
         with byte_bar(planned_bytes(src), src.name, quiet or json_) as progress:
             report = convert_legacy(src, out, options, force, progress)
         for w in report.warnings:
@@ -109,6 +109,19 @@ def convert(
         sys.stderr.write(f"ggufkit: error: {len(failed)} of {len(items)} files failed\n")
         return EXIT_FAILURE
     return 0
+
+
+def _single_output(src: Path, output: Path | None, name_of) -> Path:  # noqa: ANN001
+    """-o FILE (its folder made if missing, as --out-dir's is), -o DIR (an existing folder: the output goes
+    inside it, named as it would be beside the input), or beside the input."""
+    from ggufkit.fsutil import make_dir
+
+    if output is None:
+        return src.with_name(name_of(src))
+    if output.is_dir():
+        return output / name_of(src)
+    make_dir(output.parent)
+    return output
 
 
 def conversion_line(c: dict) -> str:

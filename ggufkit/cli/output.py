@@ -17,7 +17,7 @@ from ggufkit.units import human_bytes, human_count
 if TYPE_CHECKING:
     from ggufkit.runtime.generate import DoneEvent
 
-__all__ = ["LineTracker", "TextStream", "end_stdout_line", "human_bytes", "human_count", "notice", "print_json",
+__all__ = ["LineTracker", "TextStream", "end_stdout_line", "fitted_table", "human_bytes", "human_count", "notice", "print_json",
            "result_json", "stats_line", "table", "track_stdout"]
 
 
@@ -112,6 +112,54 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*map(str, r)).rstrip() for r in [header, *rows])
+
+
+def fitted_table(rows: list[list[str]], header: list[str], width: int | None = None) -> str:
+    """`table`, fitted to `width` (default: the terminal's when stdout is one; files and pipes get the whole
+    table). Too wide, a last column of prose wraps within the room the others leave; else each row becomes
+    a block, as in bench's table (cli/bench_table.py): its first cell, then `name value` pairs in lines."""
+    import textwrap
+
+    plain = table(rows, header)
+    if width is None:
+        width = terminal_width()
+    if width is None or max(map(len, plain.splitlines())) <= width:
+        return plain
+    head = table([r[:-1] for r in rows], header[:-1]).splitlines()
+    room = width - max(map(len, head)) - 2
+    if room >= 24:  # the last column wraps beside the others
+        pad = max(map(len, head))
+        out = []
+        for left, cell in zip(head, [header[-1], *(str(r[-1]) for r in rows)]):
+            parts = textwrap.wrap(cell, room) or [""]
+            out.append(f"{left:<{pad}}  {parts[0]}".rstrip())
+            out += [" " * (pad + 2) + part for part in parts[1:]]
+        return "\n".join(out)
+    blocks = []
+    for row in rows:
+        lines, line = [str(row[0])], ""
+        for h, v in zip(header[1:], row[1:]):
+            if str(v) in ("", "-"):
+                continue
+            pair = f"{h} {v}"
+            if line and 2 + len(line) + 3 + len(pair) > width:
+                lines.append("  " + line)
+                line = ""
+            line = f"{line} · {pair}" if line else pair
+        if line:
+            lines += textwrap.wrap(line, width, initial_indent="  ", subsequent_indent="    ")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def terminal_width() -> int | None:
+    """The width of the terminal stdout shows on, or None when stdout is not a terminal."""
+    import os
+
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def stats_line(done: DoneEvent, load_ms: float | None = None) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ggufkit.errors import BadInputError, GgufkitError, LlamaFailure
 from ggufkit.runtime import llama_log, threadpool
 from ggufkit.runtime.params import LoadParams
+from ggufkit.system import GPU_LAYERS_IGNORED
 
 _PIECE_BYTES = 256
 
@@ -120,8 +121,7 @@ def load(params: LoadParams) -> Model:
     devices, keep = _offload_devices(L, mp, params)
     ngl = params.n_gpu_layers
     if ngl != 0 and not (devices if params.rpc or params.tensor_split else _gpu_offload(L)):
-        warnings.append("this llama.cpp build has no GPU support (or sees no GPU): --gpu-layers ignored, "
-                        "running on the CPU")
+        warnings.append(GPU_LAYERS_IGNORED)
         ngl = 0
     mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
     mmap = params.use_mmap and params.lora is None  # llama.cpp cannot apply a LoRA over a read-only mapping

@@ -72,8 +72,13 @@ def parse_endpoint(text: str, default_port: int | None = None) -> Endpoint:
     """'HOST:PORT' (or 'HOST' when a default port is given); llama.cpp splits at the first ':' so no IPv6."""
     text = text.strip()
     host, sep, port_text = text.partition(":")
-    if not host or ":" in port_text or (not sep and default_port is None):
+    if ":" in port_text:
         raise BadInputError(f"rpc server {text!r} is not HOST:PORT (IPv6 addresses are not supported)")
+    if not host:
+        raise BadInputError(f"rpc server {text!r} has no host: give HOST:PORT")
+    if not sep and default_port is None:
+        raise BadInputError(f"rpc server {text!r} has no port: give HOST:PORT "
+                            f"(`ggufkit rpc-server` listens on {DEFAULT_PORT} unless told otherwise)")
     try:
         port = int(port_text) if sep else int(default_port)  # type: ignore[arg-type]
     except ValueError:

@@ -16,6 +16,7 @@ from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
 from ggufkit.runtime import templates
+from ggufkit.runtime.builtin_templates import default_template
 from ggufkit.runtime.chat import ChatSession, prompt_tokens
 from ggufkit.runtime.generate import Event, stream
 from ggufkit.runtime.model import Model, load
@@ -77,7 +78,9 @@ def select_template(prepared: PreparedModel, settings: RunSettings, interactive:
     A broken model template is an error for a one-shot prompt, a notice and the fallback in a chat."""
     if not interactive and not settings.wants_template:
         return None
+    kv = prepared.gguf.kv
+    default = default_template(prepared.gguf.architecture, kv.get(Keys.Tokenizer.MODEL), kv.get(Keys.Tokenizer.LIST))
     return templates.select(
         settings.template, settings.template_file, prepared.chat_template,
         prepared.token_text(Keys.Tokenizer.BOS_ID), prepared.token_text(Keys.Tokenizer.EOS_ID),
-        strict=not interactive, on_notice=on_notice, model_path=prepared.source)
+        strict=not interactive, on_notice=on_notice, model_path=prepared.source, default=default)
