@@ -235,6 +235,8 @@ def test_server_killed_mid_generation_is_one_line_within_30s(model, tmp_path):
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ggufkit: error: rpc server {server}: lost mid-run "), lines
     assert elapsed < 30
+    # the text (its start was read above) ends its line: with 2>&1 the error line starts its own (issue 26)
+    assert out.endswith(b"\n"), out[-80:]
 
 
 def _endless_grammar(tmp_path: Path) -> Path:

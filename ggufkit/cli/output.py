@@ -166,8 +166,11 @@ def stats_line(done: DoneEvent, load_ms: float | None = None) -> str:
     """One generation's counts and speeds (`run --stats`, and after each chat reply)."""
     reused = done.n_prompt - done.n_prompt_eval
     parts = [] if load_ms is None else [f"load {load_ms:.1f} ms"]
-    parts.append(f"prompt {done.n_prompt_eval} tokens" + (f" (+{reused} cached)" if reused else "")
-                 + f" in {done.prompt_ms:.1f} ms, {done.prompt_tps:.1f} t/s")
+    if done.prompt_done:
+        parts.append(f"prompt {done.n_prompt_eval} tokens" + (f" (+{reused} cached)" if reused else "")
+                     + f" in {done.prompt_ms:.1f} ms, {done.prompt_tps:.1f} t/s")
+    else:
+        parts.append(f"prompt of {done.n_prompt_eval} tokens interrupted after {done.prompt_ms:.1f} ms")
     parts.append(f"generated {done.n_generated} tokens in {done.gen_ms:.1f} ms, {done.gen_tps:.1f} t/s "
                  f"({done.n_decoded} decoded)")
     parts.append(f"stop: {done.stop_reason}")
@@ -181,7 +184,7 @@ def result_json(done: DoneEvent, load_ms: float, warmup_ms: float) -> dict[str, 
         "stop_reason": done.stop_reason,
         "partial": done.stop_reason == "interrupted",  # Ctrl-C: the text so far
         "prompt_tokens": done.n_prompt,
-        "prompt_tokens_evaluated": done.n_prompt_eval,
+        "prompt_tokens_evaluated": done.n_prompt_eval if done.prompt_done else 0,
         "generated_tokens": done.n_generated,
         "generated_ids": done.tokens,
         "timings": {

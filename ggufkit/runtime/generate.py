@@ -49,6 +49,7 @@ class DoneEvent:
     gen_ms: float  # the generation loop: every token sampled, all but a last one that ended it decoded
     n_decoded: int = 0  # tokens decoded in gen_ms (n_generated, or one fewer: the last is never decoded)
     tokens: list[int] = field(default_factory=list)  # generated token ids
+    prompt_done: bool = True  # False: interrupted while the prompt was evaluated (nothing of it kept)
     kv_tokens: list[int] = field(default_factory=list)  # what the KV cache holds now, in order
 
     @property
@@ -151,7 +152,7 @@ def stream(model: Model, sampler: Sampler, prompt: list[int], stop: StopParams |
     yield DoneEvent(
         text="".join(shown), stop_reason=reason, n_prompt=len(prompt), n_prompt_eval=len(prompt) - n_reuse,
         n_generated=len(generated), prompt_ms=(t1 - t0) * 1000, gen_ms=(t2 - t1) * 1000, n_decoded=n_decoded,
-        tokens=generated, kv_tokens=kv,
+        tokens=generated, kv_tokens=kv, prompt_done=prompt_done,
     )
 
 
