@@ -137,17 +137,18 @@ def fitted_table(rows: list[list[str]], header: list[str], width: int | None = N
         return "\n".join(out)
     blocks = []
     for row in rows:
-        lines, line = [str(row[0])], ""
+        packed, line = [], ""
         for h, v in zip(header[1:], row[1:]):
             if str(v) in ("", "-"):
                 continue
             pair = f"{h} {v}"
             if line and 2 + len(line) + 3 + len(pair) > width:
-                lines.append("  " + line)
+                packed.append(line)
                 line = ""
             line = f"{line} · {pair}" if line else pair
-        if line:
-            lines += textwrap.wrap(line, width, initial_indent="  ", subsequent_indent="    ")
+        packed += [line] if line else []
+        lines = [str(row[0])] + [w for text in packed  # a path longer than a line is folded, as Rich folds it
+                                 for w in textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ")]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
