@@ -10,6 +10,8 @@ Each pair (llama-bench, then ggufkit both ways) is measured alternately REPS tim
 process; a ratio is the median of the per-pair ratios, so load from other processes on a shared machine
 hits both sides of a pair alike. GGUFKIT_BENCH_THREADS overrides the thread count. llama-bench comes from
 benchmarks/llama_tools.sh (built from the vendored llama.cpp sources, cached).
+Beside the ratios, each model's CPU time per token beyond llama_decode (benchmarks/run_cost.py): the goal
+< 0.05 ms, a figure that holds on a loaded machine too.
 """
 
 from __future__ import annotations
@@ -104,15 +106,34 @@ def measure(bin_dir: Path, label: str, model: Path, threads: int, prompt: str) -
     return result
 
 
+def cost_per_token(label: str, model: Path) -> dict:
+    """CPU time run spends per token beyond llama_decode (benchmarks/run_cost.py), text to a pipe and --json;
+    goal < COST_GOAL_US, whatever the load."""
+    out = {}
+    for mode, flags in (("text", []), ("json", ["--json"]), ("stop", ["--stop", "Once upon a midnight"])):
+        doc = json.loads(run([sys.executable, "-m", "benchmarks.run_cost", str(model), *flags]))
+        out[mode] = round(doc["cpu_us_per_token"], 1)
+    out["met"] = max(out.values()) < COST_GOAL_US
+    print(f"run cost per token beyond llama_decode, {label}: CPU {out['text']} us (text to a pipe), "
+          f"{out['json']} us (--json), {out['stop']} us (a stop string) [{'met' if out['met'] else 'MISSED'}: "
+          f"< {COST_GOAL_US:g} us]", flush=True)
+    return out
+
+
+COST_GOAL_US = 50.0
 REAL_PROMPT = "Once upon a time"
 
 
 def main() -> dict:
     bin_dir = tools()
     threads = int(os.environ.get("GGUFKIT_BENCH_THREADS", "0")) or os.cpu_count() or 1
-    result = measure(bin_dir, "small Q4_K_M", sample("small-q4_k_m.gguf", "q4_k_m"), threads, "hello")
+    small = sample("small-q4_k_m.gguf", "q4_k_m")
+    result = measure(bin_dir, "small Q4_K_M", small, threads, "hello")
     result["real"] = {label: measure(bin_dir, label, path, threads, REAL_PROMPT) for label, path in real_models()}
-    result["met"] = result["met"] and all(r["met"] for r in result["real"].values())
+    result["cost_per_token_us"] = {label: cost_per_token(label, path)
+                                   for label, path in [("small Q4_K_M", small), *real_models()]}
+    result["met"] = (result["met"] and all(r["met"] for r in result["real"].values())
+                     and all(c["met"] for c in result["cost_per_token_us"].values()))
     return result
 
 

@@ -117,12 +117,13 @@ def test_bench_gpu_layers_on_a_cpu_build_warns_once(cli, samples):
     assert "--gpu-layers ignored" not in quiet.err  # -ngl not given: nothing to say
 
 
-def test_chat_show_and_plurals(cli, samples):
+def test_chat_show_and_plurals(cli, samples, tmp_path):
     r = cli("run", samples.gguf("f16"), "-i", "--system", "Be brief.", "--template", "chatml",
-            stdin="/show\n/save /nonexistent-dir/x.json\n")
+            stdin=f"/show\n/save {tmp_path / 'x.json'}\n")
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert "1 message" in r.out and "1 messages" not in r.out and "seed=random" in r.out
+    assert f"saved 1 message to {tmp_path / 'x.json'}" in r.err
     starts = {line.index(line.split(":", 1)[1].strip()) for line in lines if ":" in line}
     assert len(starts) == 1, lines  # the values line up
 

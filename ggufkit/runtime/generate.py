@@ -168,7 +168,13 @@ def _decode_prompt(model: Model, prompt: list[int], start: int, cancel: threadin
     aborted = False
     callback = None
     if cancel is not None:
-        callback = L.ggml_abort_callback(lambda _data: cancel.is_set())
+        def stop_now(_data: object) -> bool:
+            try:
+                return cancel.is_set()
+            except BaseException:  # a KeyboardInterrupt raised here would only be printed by ctypes: stop instead
+                return True
+
+        callback = L.ggml_abort_callback(stop_now)
         L.llama_set_abort_callback(ctx, callback, None)
     try:
         for begin in range(start, len(prompt), n_batch):
