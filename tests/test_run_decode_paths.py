@@ -176,3 +176,12 @@ def test_stop_filter_is_the_naive_search_however_the_text_is_cut():
         if not hit:
             shown.append(f.flush())
         assert "".join(shown) == expected, (stops, text)
+
+
+@NEEDS_GPU
+def test_greedy_shortcut_over_gpu_logits_picks_what_the_graph_picks(cli, model):
+    """Every layer on the GPU, greedy picked on the CPU by the shortcut (logits copied back) or inside
+    llama.cpp's graph: the same tokens."""
+    shortcut = _json(cli("run", model, *PROMPT, "--temp", "0", "-ngl", "all", "--no-backend-sampling"))
+    in_graph = _json(cli("run", model, *PROMPT, "--temp", "0", "-ngl", "all", "--backend-sampling"))
+    assert shortcut["generated_ids"] == in_graph["generated_ids"] and shortcut["generated_tokens"] == 24
