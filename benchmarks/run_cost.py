@@ -2,11 +2,12 @@
 
 `python -m benchmarks.run_cost MODEL [RUN FLAGS...]` prints one JSON object. The real CLI runs in this
 process with its text going to a pipe (drained by a thread); after the warm-up and the prompt,
-llama_decode is swapped for a function that does nothing, so every further step costs exactly what run
-adds to llama.cpp's own decode: the pick over the (unchanged) logit row, the token's text, the stop
-check, the event and the writing. The figure is the main thread's CPU time (thread_time) of `-n 2032`
-minus `-n 32`, per token, the smallest of three pairs: CPU time barely moves with other processes' load,
-where the tokens/s ratios of run_bench need a quiet machine. Wall time is given beside it.
+llama_decode is swapped for a function that only reads the clocks, so every step of generation costs
+exactly what run adds to llama.cpp's own decode: the pick over the (unchanged) logit row, the token's
+text, the stop check, the event and the writing. The figure is the main thread's CPU time (thread_time)
+from the first such step to the last, per step, over N tokens (loading and teardown fall outside), the
+median of three runs: CPU time barely moves with other processes' load, where the tokens/s ratios of
+run_bench need a quiet machine. Reading the clocks adds ~0.5 us a step. Wall time is given beside it.
 This is a measuring instrument, not a test: nothing of llama.cpp is replaced while run_bench and the tests
 compare tokens.
 """
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import threading
 import time
 
-SMALL, BIG = 32, 2032
+N = 2000
+CTX = 2304  # room for N tokens after the prompt, a multiple of 256 (llama.cpp would round it up, and say so)
 
 
 def measure(model: str, extra: list[str]) -> dict:
@@ -27,30 +30,37 @@ def measure(model: str, extra: list[str]) -> dict:
 
     from ggufkit.cli.app import main
 
-    real, calls = L.llama_decode, [0]
+    real = L.llama_decode
+    state = {"calls": 0, "steps": 0, "first": (0.0, 0.0), "last": (0.0, 0.0)}
 
-    def nothing(ctx, batch) -> int:  # noqa: ANN001
+    def step(ctx, batch) -> int:  # noqa: ANN001
+        now = (time.thread_time(), time.perf_counter())
+        if not state["steps"]:
+            state["first"] = now
+        state["last"] = now
+        state["steps"] += 1
         return 0
 
     def counting(ctx, batch) -> int:  # noqa: ANN001
         rc = real(ctx, batch)
-        calls[0] += 1
-        if calls[0] == 3:  # the warm-up's two decodes, then the prompt's: generation binds what is here now
-            L.llama_decode = nothing
+        state["calls"] += 1
+        if state["calls"] == 3:  # the warm-up's two decodes, then the prompt's: generation binds what is here now
+            L.llama_decode = step
         return rc
 
-    def once(n: int) -> tuple[float, float]:
-        calls[0] = 0
+    def once() -> tuple[float, float]:
+        state.update(calls=0, steps=0)
         L.llama_decode = counting
-        t0, w0 = time.thread_time(), time.perf_counter()
         try:
-            main(["run", model, "-p", "hello", "--ctx", "4096", "--temp", "0", "-t", "1", "-n", str(n), *extra])
+            main(["run", model, "-p", "hello", "--ctx", str(CTX), "--temp", "0", "-t", "1", "-n", str(N), *extra])
         except SystemExit as e:
             if e.code not in (0, None):
                 raise
         finally:
             L.llama_decode = real
-        return time.thread_time() - t0, time.perf_counter() - w0
+        n = state["steps"] - 1
+        assert n > N // 2, f"only {n} steps: generation ended early"
+        return ((state["last"][0] - state["first"][0]) / n * 1e6, (state["last"][1] - state["first"][1]) / n * 1e6)
 
     read, write = os.pipe()
 
@@ -63,16 +73,15 @@ def measure(model: str, extra: list[str]) -> dict:
     os.dup2(write, 1)
     sys.stdout = os.fdopen(1, "w", closefd=False)
     try:
-        once(4)
-        runs = {n: [once(n) for _ in range(3)] for n in (SMALL, BIG)}
+        runs = [once() for _ in range(3)]
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         sys.stdout = os.fdopen(1, "w", closefd=False)
-    per = 1e6 / (BIG - SMALL)
     return {
-        "cpu_us_per_token": (min(c for c, _ in runs[BIG]) - min(c for c, _ in runs[SMALL])) * per,
-        "wall_us_per_token": (min(w for _, w in runs[BIG]) - min(w for _, w in runs[SMALL])) * per,
+        "cpu_us_per_token": statistics.median(c for c, _ in runs),
+        "wall_us_per_token": statistics.median(w for _, w in runs),
+        "cpu_us_runs": [round(c, 2) for c, _ in runs],
         "flags": extra,
     }
 

@@ -3,7 +3,8 @@
 The prompt is decoded in batches of n_batch tokens; then each step is one pick (sampler.picker: llama.cpp's
 chain, or a greedy chain's argmax over llama.cpp's logit row) + one single-token decode into a batch built
 once. Python per token: a dict lookup for the token's bytes, an incremental UTF-8 decode, (only with stop
-strings) an incremental stop check and the event: ~10 us a token on a 2-core Xeon (docs/run-notes.md).
+strings) an incremental stop check and the event: 4-8 us a token on a 2-core Xeon, 20 us with Gemma 3's
+262k-logit argmax (docs/run-notes.md, benchmarks/run_cost.py).
 One-shot runs and chat sessions consume this; bench does not (bench/measure.py times llama.cpp's decode
 alone, as llama-bench does).
 """
