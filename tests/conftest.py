@@ -8,7 +8,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import llama_cpp  # noqa: F401  before numpy (gguf-py): a CUDA build segfaulted in model load the other way round
 import pytest
 
 from ggufkit.samples.legacy import export_legacy, quantize_legacy
@@ -91,6 +90,21 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(scope="session")
+def children(tmp_path_factory):
+    """SmolLM2-135M-Instruct's F16 base quantized by llama.cpp to three types in one call: type -> its report."""
+    import json
+
+    from ggufkit import models
+
+    out = tmp_path_factory.mktemp("children")
+    r = subprocess.run([sys.executable, "-m", "ggufkit", "quantize", str(models.model_path("smollm2", f16=True)),
+                        "-t", "q8_0", "-t", "q4_k_m", "-t", "q2_k", "--out-dir", str(out), "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return {rep["type"]: rep for rep in json.loads(r.stdout)}
+
+
 def gpu_build() -> bool:
     """Whether the installed llama.cpp can offload to a local GPU (a CUDA, Metal, Vulkan or HIP build, and a
     GPU): llama_supports_gpu_offload() alone is also true for a CPU build with the RPC backend."""
@@ -123,3 +137,19 @@ def assert_clean_error(r: Result, code: int = 2, *fragments: str) -> None:
     assert "Traceback" not in r.err
     for f in fragments:
         assert f in lines[0], (f, lines[0])
+
+
+def writing_in(pid: int, folder: Path, below: int = 1 << 62) -> bool:
+    """Whether process `pid` has a file open in `folder` (an output being written) that holds fewer than
+    `below` bytes so far."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{folder}/"):
+                return os.stat(f"/proc/{pid}/fd/{fd}").st_size < below
+        except OSError:
+            continue
+    return False

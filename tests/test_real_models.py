@@ -177,17 +177,6 @@ def test_inspect_shows_the_real_templates_and_special_tokens(cli, smol, gemma):
     assert "chat template:     absent" in cli("inspect", gemma).out
 
 
-@pytest.fixture(scope="module")
-def children(f16, tmp_path_factory):
-    """The F16 base quantized by llama.cpp to three types in one call, with its report."""
-    out = tmp_path_factory.mktemp("children")
-    r = subprocess.run([sys.executable, "-m", "ggufkit", "quantize", str(f16), "-t", "q8_0", "-t", "q4_k_m",
-                        "-t", "q2_k", "--out-dir", str(out), "--json", "--quiet"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return {rep["type"]: rep for rep in json.loads(r.stdout)}
-
-
 def test_quantized_children_shrink_as_reported_load_and_answer(cli, f16, children):
     assert list(children) == ["Q8_0", "Q4_K_M", "Q2_K"]
     sizes = []

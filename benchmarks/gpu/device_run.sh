@@ -8,6 +8,13 @@
 #                             -ngl 99 runs; llama-bench -ngl 0
 #   bench-medium              ggufkit bench GPU rows at llama-bench's context (-p + -n) and at run's 4096
 #   chat                      ggufkit run -i -ngl all over a pipe, with and without backend sampling
+#   load-order                why numpy before llama.cpp crashed: each of numpy's native libraries loaded
+#                             alone before llama.cpp, the crash under cuda-gdb, the linker's load order
+#   tests                     the model-loading test files on this GPU build (GGUFKIT_TEST_SIZE=small);
+#                             the log is gpu-tests.log
+#   commands-medium           every model-loading command on the medium sample, -ngl all and on the CPU
+#   eval-medium               eval base + Q2_K child, 16 chunks of 512, -ngl all, against llama-perplexity
+#                             -ngl 99 (--kl-divergence-base, then the child): figures and wall times
 # small is the small sample Q4_K_M; medium the ~1B-parameter one (32k vocabulary), whose per-token costs
 # outside the layers weigh as on real models. Results go to $OUT (default build/gpu); summarize.py turns
 # them into summary.json.
@@ -18,7 +25,7 @@ PARTS="${PARTS:-runs-medium bench-medium runs-small bench-small chat}"
 T="${THREADS:-8}"
 REPS="${REPS:-10}"
 mkdir -p "$OUT" /tmp/site /tmp/pkg
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$KIT"/wheels/*.whl
+[ -d /tmp/site/typer ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$KIT"/wheels/*.whl
 export PYTHONPATH="/tmp/pkg:/tmp/site:$PWD"
 gk() { python3 -m ggufkit "$@"; }
 
@@ -30,13 +37,18 @@ if [ ! -x "$B/bin/llama-bench" ]; then
     -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
     -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" > /tmp/cmake.log 2>&1
-  cmake --build "$B" -j "$(nproc)" --target llama llama-bench >> /tmp/cmake.log 2>&1 || { tail -30 /tmp/cmake.log; exit 1; }
+  cmake --build "$B" -j "$(nproc)" --target llama llama-bench llama-perplexity llama-imatrix \
+    >> /tmp/cmake.log 2>&1 || { tail -30 /tmp/cmake.log; exit 1; }
   echo "build_seconds $(( $(date +%s) - t0 ))"
 fi
 rm -rf /tmp/pkg/llama_cpp && cp -r "$KIT/src/llama_cpp" /tmp/pkg/ && rm -rf /tmp/pkg/llama_cpp/lib && ln -s "$B/bin" /tmp/pkg/llama_cpp/lib
 gk doctor | head -12
 export PYTHONFAULTHANDLER=1
 LB="$B/bin/llama-bench"
+
+eval_text() {  # the default eval text as a file, for llama.cpp's tools
+  [ -s "$TEXT" ] || python3 -c 'import sys; from ggufkit.evaluate.text import load_text; open(sys.argv[1], "w").write(load_text(None)[0])' "$TEXT"
+}
 
 sample() {  # SIZE -> path of its Q4_K_M sample, made once per machine
   local m="/tmp/$1-q4_k_m.gguf"
@@ -99,6 +111,26 @@ for part in $PARTS; do
           printf '%s' "$turns" | gk run "$M" -i -ngl all -n 32 --seed 4 --template chatml --stats -t "$T" $extra 2>&1
           echo "== exit $?"; } >> "$OUT/chat-gpu.txt" || true
       done ;;
+    load-order)
+      M=$(sample small); TEXT=/tmp/eval-text.txt; eval_text
+      bash benchmarks/gpu/load_order.sh "$M" "$TEXT" > "$OUT/load-order.txt" 2>&1 || true ;;
+    tests)
+      # every test file whose tests load a model on this build, -ngl all included (tests/test_real_models.py
+      # needs the package index, which this machine cannot reach)
+      set +e
+      GGUFKIT_TEST_SIZE=small timeout 420 python3 -m pytest -q -p no:cacheprovider -x --durations=15 \
+        tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
+        tests/test_bench.py ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
+      echo "pytest exit $?" >> "$OUT/gpu-tests.log"; tail -5 "$OUT/gpu-tests.log"
+      set -e ;;
+    commands-medium)
+      M=$(sample medium); TEXT=/tmp/eval-text.txt; eval_text
+      bash benchmarks/gpu/commands.sh "$M" "$TEXT" "$T" > "$OUT/commands-medium.txt" 2>&1 || true
+      grep -E "^(==|exit)" "$OUT/commands-medium.txt" | paste - - | tail -30 ;;
+    eval-medium)
+      M=$(sample medium); Q=/tmp/medium-q2_k.gguf; TEXT=/tmp/eval-text.txt; eval_text
+      [ -s "$Q" ] || gk quantize "$M" -t q2_k -o "$Q" --allow-requantize -q
+      python3 benchmarks/gpu/eval_gpu.py "$B/bin" "$M" "$Q" "$TEXT" "$T" > "$OUT/eval-medium.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

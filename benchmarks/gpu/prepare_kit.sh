@@ -16,10 +16,11 @@ SRC="$WORK/llama_cpp_python-$VERSION"
 V="$SRC/vendor/llama.cpp"
 rm -rf "$V/models" "$V/docs" "$V/media" "$V/tools/server" "$V/examples" "$V/benches" "$V/tests" "$V/gguf-py" \
        "$V/ggml/src/ggml-vulkan" "$V/ggml/src/ggml-sycl" "$V/ggml/src/ggml-cann" "$V/ggml/src/ggml-opencl" \
-       "$V/ggml/src/ggml-musa" "$V/ggml/src/ggml-webgpu" "$SRC/docs" "$SRC/examples" "$SRC/tests"
+       "$V/ggml/src/ggml-musa" "$V/ggml/src/ggml-webgpu" "$V/ggml/src/ggml-hexagon" "$V/ggml/src/ggml-openvino" \
+       "$V/ggml/src/ggml-et" "$V/ggml/src/ggml-metal" "$V/tools/ui" "$SRC/docs" "$SRC/examples" "$SRC/tests"
 mkdir -p "$KIT/src" && cp -r "$SRC/llama_cpp" "$V" "$KIT/src/"
-# The dependencies the GPU machine's Python 3.12 lacks or may lack (numpy is there).
-"$PY" -m pip freeze 2>/dev/null | grep -iE '^(typer|click|gguf|tqdm|rich|jinja2|markupsafe|pyyaml|shellingham|annotated-doc|typing.extensions|diskcache|pygments|markdown-it-py|mdurl|requests|certifi|idna|urllib3|charset-normalizer)==' > "$WORK/reqs.txt"
+# The dependencies the GPU machine's Python 3.12 lacks or may lack (numpy is there), and pytest for the GPU test run.
+"$PY" -m pip freeze 2>/dev/null | grep -iE '^(typer|click|gguf|tqdm|rich|jinja2|markupsafe|pyyaml|shellingham|annotated-doc|typing.extensions|diskcache|pygments|markdown-it-py|mdurl|requests|certifi|idna|urllib3|charset-normalizer|pytest|pluggy|iniconfig|packaging)==' > "$WORK/reqs.txt"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$KIT/wheels" -r "$WORK/reqs.txt"

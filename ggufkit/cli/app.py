@@ -8,6 +8,7 @@ carries its code) for errors; main() prints the one line and exits.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import sys
@@ -23,7 +24,9 @@ from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
 from ggufkit.cli import cache as cache_cmd
 from ggufkit.cli import convert as convert_cmd
+from ggufkit.cli import diff as diff_cmd
 from ggufkit.cli import doctor as doctor_cmd
+from ggufkit.cli import edit as edit_cmd
 from ggufkit.cli import eval as eval_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import models as models_cmd
@@ -31,6 +34,7 @@ from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
+from ggufkit.cli import split as split_cmd
 from ggufkit.cli.output import end_stdout_line, track_stdout
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
@@ -48,6 +52,7 @@ def _debug_option() -> click.Option:
         state = ctx.find_object(_Debug)
         if value and state is not None:
             state.on = True
+            os.environ["GGUFKIT_DEBUG"] = "1"  # the core and child processes see it too (runtime/abort.py)
             if state.quiet_ggml:
                 os.environ.pop("GGML_NO_BACKTRACE", None)
 
@@ -85,7 +90,7 @@ def unwrap(text: str | None) -> str | None:
 app = typer.Typer(
     name="ggufkit",
     cls=_Group,
-    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run.",
+    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run; split, merge, edit and diff them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -101,9 +106,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """ggufkit: llama.cpp model files from the shell."""
+    if ctx.invoked_subcommand:  # named in the one line a crash inside llama.cpp becomes (runtime/abort.py)
+        os.environ["GGUFKIT_COMMAND"] = ctx.invoked_subcommand
 
 
 app.command("inspect")(inspect_cmd.inspect)
@@ -115,8 +123,18 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
+app.command("split")(split_cmd.split)
+app.command("merge")(split_cmd.merge)
+app.command("edit")(edit_cmd.edit)
+app.command("diff")(diff_cmd.diff)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")
+
+
+@functools.cache
+def _command() -> click.Command:
+    """The click command tree, built once per process (tests run many command lines in one)."""
+    return typer.main.get_command(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
         os.environ["GGML_NO_BACKTRACE"] = "1"
         debug.quiet_ggml = True
-    command = typer.main.get_command(app)
+    command = _command()
     track_stdout()  # so that an error line never glues onto text left open on stdout (output.py)
     try:
         code = command.main(args=argv, prog_name="ggufkit", standalone_mode=False, obj=debug)

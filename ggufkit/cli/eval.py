@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.choices import Choice
-from ggufkit.cli.common import ChoiceType, JsonOpt, QuietOpt
+from ggufkit.cli.common import ChoiceType, GpuLayersOpt, JsonOpt, QuietOpt
 from ggufkit.cli.output import fitted_table, notice, print_json
 from ggufkit.runtime.settings import RunSettings
 
@@ -30,7 +30,7 @@ def eval_(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the result to this file (in --format; the table as Markdown).", show_default=False)] = None,
     plot_file: Annotated[Path | None, typer.Option("--plot", help="Draw file size against mean KLD (PPL for one model) to a .png or .svg (needs matplotlib).", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads. Default: every core.", show_default=False)] = None,
-    gpu_layers: Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers to offload to a GPU (a number or 'all'), as `run`.")] = str(RunSettings.gpu_layers),
+    gpu_layers: GpuLayersOpt = str(RunSettings.gpu_layers),
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> int:

@@ -8,6 +8,7 @@ whether stdout's last character was a newline, so with `2>&1` an error never glu
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -17,8 +18,8 @@ from ggufkit.units import human_bytes, human_count
 if TYPE_CHECKING:
     from ggufkit.runtime.generate import DoneEvent
 
-__all__ = ["LineTracker", "TextStream", "end_stdout_line", "fitted_table", "human_bytes", "human_count", "notice", "print_json",
-           "result_json", "stats_line", "table", "track_stdout"]
+__all__ = ["LineTracker", "TextStream", "end_stdout_line", "first_clause", "fitted_table", "human_bytes", "human_count",
+           "notice", "print_json", "result_json", "short_value", "stats_line", "table", "track_stdout"]
 
 
 class LineTracker:
@@ -107,6 +108,12 @@ def notice(message: str) -> None:
     sys.stderr.write(f"ggufkit: {message}\n")
 
 
+def first_clause(reason: str) -> str:
+    """A long reason cut for a table cell, before its aside or consequence ("current llama.cpp has no graph for
+    GPT-J (the gptj ...), so no GGUF ..." -> "current llama.cpp has no graph for GPT-J"); --json keeps it whole."""
+    return re.split(r" \(|, so ", reason, maxsplit=1)[0]
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A plain left-aligned table (Rich would cost more start-up time than inspect may spend)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -161,6 +168,14 @@ def terminal_width() -> int | None:
         return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else None
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def short_value(v: object, width: int = 120) -> str:
+    """A metadata value on one line: long arrays (jsonable's {"length", "head"}) by count, long text cut."""
+    if isinstance(v, dict) and "length" in v:
+        return f"[{v['length']} items] {v['head']}..."
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def stats_line(done: DoneEvent, load_ms: float | None = None) -> str:

@@ -8,9 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt, complete_quant_types
+from ggufkit.cli.common import ForceOpt, GpuLayersOpt, JsonOpt, QuietOpt, complete_quant_types
 from ggufkit.cli.output import fitted_table, human_bytes, notice, print_json
+from ggufkit.errors import EXIT_INTERRUPTED
 from ggufkit.quantize.job import QuantizeJob, run_job
+from ggufkit.runtime.settings import RunSettings
 
 _ADV = "llama-quantize options"
 
@@ -32,8 +34,10 @@ def quantize(
     override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
+    split_max_size: Annotated[Optional[str], typer.Option("--split-max-size", help="Split each output into shards of at most this much tensor data, as `ggufkit split --max-size` (500M = 500 MB, 2G = 2 GB): OUT-00001-of-0000N.gguf ...", show_default=False, rich_help_panel=_ADV)] = None,
     eval_text: Annotated[Optional[Path], typer.Option("--eval", help="After quantizing, score every output against the input on this text file ('default': the text `ggufkit eval` uses without -f) and add PPL, KLD and top-token agreement to the report.", show_default=False)] = None,
     eval_chunks: Annotated[Optional[int], typer.Option("--eval-chunks", help="With --eval: stop after this many chunks of 512 tokens.", show_default=False)] = None,
+    gpu_layers: GpuLayersOpt = str(RunSettings.gpu_layers),
     force: ForceOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -46,15 +50,23 @@ def quantize(
     if list_:
         _print_types(json_)
         return 0
+    from ggufkit.cli.split import parse_split_size
+
     job = QuantizeJob(
         model, types or [], output, out_dir, force, threads=threads, allow_requantize=allow_requantize,
         leave_output_tensor=leave_output_tensor, pure=pure, output_tensor_type=output_tensor_type,
         token_embedding_type=token_embedding_type, tensor_types=tensor_type or [], imatrix=imatrix,
         kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
+        split_max_size=None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"),
     )
     bars = _Bars() if not quiet and sys.stderr.isatty() else None
+    done: list = []
     try:
-        reports = run_job(job, bars.update if bars else None, None if quiet else notice)
+        reports = run_job(job, bars.update if bars else None, None if quiet else notice, done.append)
+    except KeyboardInterrupt:  # the llama.cpp child is killed, the output in progress never named
+        if bars:
+            bars.close()
+        return _interrupted(done, types or [], json_, quiet)
     finally:
         if bars:
             bars.close()
@@ -62,13 +74,38 @@ def quantize(
         from ggufkit.cli.progress import count_bar
         from ggufkit.quantize.job import add_quality
 
+        from ggufkit.runtime.params import LoadParams
+        from ggufkit.runtime.settings import default_threads, parse_gpu_layers
+
+        assert job.model is not None
+        load = LoadParams(job.model, n_threads=default_threads(), n_gpu_layers=parse_gpu_layers(gpu_layers))
         with count_bar(0, "eval", "chunk", quiet or json_) as bar:
-            add_quality(job, reports, None if str(eval_text) == "default" else eval_text, chunks=eval_chunks, on_notice=None if quiet else notice, on_chunk=bar)
+            add_quality(job, reports, None if str(eval_text) == "default" else eval_text, chunks=eval_chunks,
+                        load=load, on_notice=None if quiet else notice, on_chunk=bar)
     if json_:
         print_json([r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict())
     elif not quiet:
         _print_reports(reports)
     return 0
+
+
+def _interrupted(done: list, types: list[str], json_: bool, quiet: bool) -> int:
+    """Ctrl-C: what was finished (its table or JSON), and one line."""
+    from ggufkit.errors import GgufkitError
+    from ggufkit.quantize.quant_types import quant_type
+
+    try:
+        n_types = len({quant_type(t).name for t in types})  # q4_k and q4_k_m are one
+    except GgufkitError:  # interrupted before the types were checked
+        n_types = len(set(types))
+    if json_:
+        print_json([r.to_dict() for r in done])
+    elif done and not quiet:
+        _print_reports(done)
+    finished = ", ".join(r.type for r in done) or "none"
+    notice(f"interrupted: {len(done)} of {n_types} types done ({finished}); the one in progress was stopped, "
+           "nothing of it written")
+    return EXIT_INTERRUPTED
 
 
 class _Bars:

@@ -29,8 +29,6 @@ def rpc_server(
     run --rpc 127.0.0.1:50052). Bind another address only on a network you fully trust. Never expose it
     on an open network. Stop the server with Ctrl-C.
     """
-    import llama_cpp  # noqa: F401  (before numpy: see cli/run.py)
-
     from ggufkit.runtime.rpc_server import EXPOSED_WARNING, plan, serve
 
     names = [n for d in device or () for n in d.replace("/", ",").split(",") if n.strip()]

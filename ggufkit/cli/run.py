@@ -30,10 +30,11 @@ def _default(name: str) -> str:
 
 
 def run(
-    model: Annotated[Path | None, typer.Argument(help="Model file (GGUF, or a legacy GGML/GGMF/GGJT file: converted once into a cache).", show_default=False)] = None,
+    model: Annotated[list[Path] | None, typer.Argument(help="Model file (GGUF, or a legacy GGML/GGMF/GGJT file: converted once into a cache). Several: each answers in turn (MODEL@PRESET or MODEL@TEMPLATE: its own settings).", show_default=False)] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="The prompt ('-' reads stdin).", show_default=False)] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the prompt from a file.", show_default=False)] = None,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Chat: the conversation stays in the KV cache; /help lists commands.", rich_help_panel=_T)] = False,
+    group: Annotated[bool, typer.Option("--group", help="Several models, -i: one conversation, each hears the others (default: each its own).", rich_help_panel=_T)] = False,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", "-n", help="Most tokens to generate (-1: until end of text or full context).", show_default=False)] = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop before this text (repeatable).", show_default=False)] = None,
     # templates
@@ -82,12 +83,16 @@ def run(
 
     Only generated text goes to stdout. One-shot mode sends the prompt as is, unless --chat, --template,
     --template-file or --system asks for the chat format. Presets: --list-presets.
+
+    Several models answer in turn, each under a header naming it (in a chat: side by side, or --group).
     """
     if list_presets:
         _print_presets(json_)
         return 0
-    if model is None:
+    if not model:
         raise BadInputError("missing MODEL (see ggufkit run --help)")
+    if group and (len(model) < 2 or not interactive):
+        raise BadInputError("--group is a chat of several models: give two models or more and -i")
     if backend_sampling and no_backend_sampling:
         raise BadInputError("give --backend-sampling or --no-backend-sampling, not both")
     from ggufkit.runtime import cpuload, openmp
@@ -107,9 +112,6 @@ def run(
     }
     settings = RunSettings.layered(load_preset(preset) if preset else {}, flags)
     openmp.configure(settings.n_threads, cpuload.measured_free())  # before llama.cpp loads (openmp.py says why)
-    # llama.cpp's libraries must be loaded before numpy (which gguf-py, and so our reader, imports):
-    # the other way round, a CUDA build segfaulted inside llama_model_load_from_file (seen on an H100).
-    import llama_cpp  # noqa: F401
 
     from ggufkit.cli.run_chat import chat_loop
     from ggufkit.runtime import abort, llama_log
@@ -117,6 +119,12 @@ def run(
     from ggufkit.runtime.session import open_run
 
     text = None if interactive and prompt is None and file is None else _read_prompt(prompt, file, interactive)
+    if len(model) > 1:
+        from ggufkit.cli.run_several import run_several
+
+        return run_several(model, settings, text, interactive=interactive, group=group, json_out=json_,
+                           stats=stats or verbose, verbose=verbose, verbose_llama=verbose_llama)
+    model = model[0]  # one model: `run` as it always was
     prepared = prepare_model(model, notice)
     abort.install(model)
     abort.add_last_words(end_stdout_line)  # first: the error line must not glue onto generated text

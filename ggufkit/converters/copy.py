@@ -1,4 +1,5 @@
-"""Copy byte ranges between files in the kernel (copy_file_range), so data never passes through Python."""
+"""Copy byte ranges between files in the kernel (copy_file_range), so data never passes through Python; write
+whole buffers."""
 
 from __future__ import annotations
 
@@ -29,3 +30,11 @@ def copy_range(src_fd: int, dst_fd: int, offset: int, count: int,
         done += n
         if on_bytes is not None:
             on_bytes(n)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of `data` at `fd`'s position (os.write may take less than it is given)."""
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

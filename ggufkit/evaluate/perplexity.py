@@ -8,11 +8,15 @@ second half of each chunk is scored, logits at position i predicting token i+1.
 
 Memory: llama-perplexity's KL mode runs the base first and writes every scored token's log-probabilities
 to a file (gigabytes for a large vocabulary), then runs each model against that file. Here every model
-is open at once and the text is walked chunk by chunk: every model decodes the first half of a chunk,
-then the scored half into its own context's logits buffer, in pieces small enough for a large
-vocabulary (logits.LOGITS_BUDGET: 128 positions at 262k tokens), and the models are compared with
-the base 32 rows at a time: our own largest arrays are 32 x n_vocab, and per scored token only four
-numbers are kept (see stats.py).
+is open at once and the text is walked chunk by chunk: every model decodes the chunk into its own
+context's logits buffer — in one batch, as llama-perplexity does, or, for a large vocabulary, the first
+half and then the scored half in pieces (logits.LOGITS_BUDGET: 128 positions at 262k tokens) — and the
+models are compared with the base 32 rows at a time (compare.py): per scored token only four numbers
+are kept (see stats.py).
+
+Speed: the comparison is numpy work on the CPU, in worker threads (numpy lets go of the GIL). On the
+CPU it follows each decode (the decode had every core); when every model runs wholly on a GPU it
+overlaps the next decodes, on copies of the logits held within LOGITS_BUDGET.
 """
 
 from __future__ import annotations
@@ -27,11 +31,10 @@ import numpy as np
 from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
-from ggufkit.evaluate.logits import ChunkRunner, log_softmax
-from ggufkit.evaluate.stats import Tally, chunk_scores, compare_rows
+from ggufkit.evaluate.compare import Comparer
+from ggufkit.evaluate.logits import ChunkRunner
+from ggufkit.evaluate.stats import Tally
 from ggufkit.runtime.params import LoadParams
-
-ROWS = 32  # rows of log-probabilities compared at a time
 
 
 @dataclass
@@ -110,18 +113,22 @@ def _run(opened: list[_Open], text: str, text_name: str, ctx: int, max_chunks: i
     n_chunks = total if max_chunks is None else max(1, min(total, max_chunks))
     first = ctx // 2
     result = EvalResult(text_name, len(tokens), ctx, 0, n_chunks, add_bos, False)
-    try:
-        for i in range(n_chunks):
-            chunk = tokens[i * ctx:(i + 1) * ctx]
-            targets = np.array(chunk[first + 1:], dtype=np.int64)
-            if add_bos:
-                chunk = [bos, *chunk[1:]]
-            _score_chunk(opened, chunk, targets)
-            result.chunks = i + 1
-            if on_chunk is not None:
-                on_chunk(i + 1, n_chunks)
-    except KeyboardInterrupt:
-        result.partial = True
+    on_gpu = all(o.runner.model.all_on_gpu for o in opened)
+    workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else base.params.n_threads
+    with Comparer([o.tally for o in opened], workers, overlap=on_gpu) as comparer:
+        try:
+            for i in range(n_chunks):
+                chunk = tokens[i * ctx:(i + 1) * ctx]
+                targets = np.array(chunk[first + 1:], dtype=np.int64)
+                if add_bos:
+                    chunk = [bos, *chunk[1:]]
+                _score_chunk(opened, chunk, targets, comparer)
+                comparer.end_chunk()
+                if on_chunk is not None:
+                    on_chunk(i + 1, n_chunks)
+        except KeyboardInterrupt:
+            result.partial = True
+        result.chunks = comparer.finish()
     if result.chunks == 0:
         raise KeyboardInterrupt
     for k, o in enumerate(opened):
@@ -134,32 +141,19 @@ def _run(opened: list[_Open], text: str, text_name: str, ctx: int, max_chunks: i
     return result
 
 
-def _score_chunk(opened: list[_Open], chunk: list[int], targets: np.ndarray) -> None:
-    """Every model decodes the unscored first half, then each piece of the scored half in turn (each keeps
-    its logits in its own context), and the pieces are compared ROWS at a time: no log-probabilities for
-    a whole chunk ever exist at once."""
+def _score_chunk(opened: list[_Open], chunk: list[int], targets: np.ndarray, comparer: Comparer) -> None:
+    """Every model decodes each span of the chunk in turn (each keeps its logits in its own context; one
+    finishes before the next starts, so each one's time is its own), and the scored rows go to `comparer`."""
     runner = opened[0].runner
-    for o in opened:
-        o.runner.decode(chunk, 0, runner.first)
-    parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in opened]
-    n = len(targets)  # positions first .. n_ctx-2 predict targets; the last position predicts nothing
+    first, n = runner.first, len(targets)  # positions first .. n_ctx-2 predict targets; the last predicts nothing
     for start, end in runner.spans():
-        logits = [o.runner.decode(chunk, start, end) for o in opened]
-        for r in range(start - runner.first, min(end - runner.first, n), ROWS):
-            s = slice(r, min(r + ROWS, end - runner.first, n))
-            local = slice(s.start - (start - runner.first), s.stop - (start - runner.first))
-            lp_base = log_softmax(logits[0][local])
-            parts[0].append((chunk_scores(lp_base, targets[s]),))
-            for k in range(1, len(opened)):
-                lp = log_softmax(logits[k][local])
-                parts[k].append((chunk_scores(lp, targets[s]), *compare_rows(lp_base, lp, targets[s])))
-    opened[0].tally.nll.append(np.concatenate([p[0] for p in parts[0]]))
-    for o, got in zip(opened[1:], parts[1:]):
-        nll, kld, dp, same = (np.concatenate(x) for x in zip(*got))
-        o.tally.nll.append(nll)
-        o.tally.kld.append(kld.astype(np.float32))
-        o.tally.dp.append(dp.astype(np.float32))
-        o.tally.same_top.append(same)
+        logits = []
+        for o in opened:
+            o.runner.launch(chunk, start, end)
+            logits.append(o.runner.finish())
+        lo, hi = max(start, first) - first, min(end - first, n)
+        if logits[0] is not None and hi > lo:
+            comparer.add([x[:hi - lo] for x in logits], targets[lo:hi])
 
 
 def _check_vocabularies(prepared: list) -> None:
@@ -176,4 +170,5 @@ def _check_vocabularies(prepared: list) -> None:
 def _describe(p) -> ModelResult:
     weights = sum(t.nbytes for t in p.gguf.tensors)
     params = sum(t.n_elements for t in p.gguf.tensors)
-    return ModelResult(str(p.source), os.path.getsize(p.source), params, weights * 8 / params if params else 0.0)
+    size = p.gguf.file_size if p.path == p.source else os.path.getsize(p.source)  # a split model: every shard
+    return ModelResult(str(p.source), size, params, weights * 8 / params if params else 0.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ggufkit.errors import BadInputError
@@ -43,12 +42,8 @@ def plot(r: EvalResult, out: Path) -> None:
 
 def labels(r: EvalResult) -> list[str]:
     """Names short enough to read on a chart: what the file names do not share (`Q4_K_M` of
-    `model.F16-Q4_K_M.gguf` beside `model.F16.gguf`), the base marked."""
-    stems = [Path(m.path).name.removesuffix(".gguf") for m in r.models]
-    shared = os.path.commonprefix(stems) if len(stems) > 1 else ""
-    shared = shared[:max(shared.rfind(c) for c in ".-_") + 1]  # cut at a separator: "model." not "model.F1"
-    out = []
-    for stem, m in zip(stems, r.models):
-        short = stem[len(shared):] or stem
-        out.append(f"{short} (base)" if m.vs_base is None else short)
-    return out
+    `model-Q4_K_M.gguf` beside `model.F16.gguf`, as `quantize` names children), the base marked."""
+    from ggufkit.names import short_names
+
+    return [f"{short} (base)" if m.vs_base is None else short
+            for short, m in zip(short_names([m.path for m in r.models]), r.models)]

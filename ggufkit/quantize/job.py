@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import make_dir
+from ggufkit.names import child_name
 from ggufkit.quantize import CHILD
 
 if TYPE_CHECKING:
     from ggufkit.quantize.quant_types import QuantType
     from ggufkit.quantize.report import QuantizeReport
+    from ggufkit.runtime.params import LoadParams
 
 # (target type name, tensors done, tensor count, tensor name)
 TypeTensorFn = Callable[[str, int, int, str], None]
@@ -45,10 +47,13 @@ class QuantizeJob:
     kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
     dry_run: bool = False
     keep_split: bool = False
+    split_max_size: int | None = None  # bytes
 
 
 def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
-            on_notice: Callable[[str], None] | None = None) -> list[QuantizeReport]:
+            on_notice: Callable[[str], None] | None = None,
+            on_done: Callable[[QuantizeReport], None] | None = None) -> list[QuantizeReport]:
+    """One report per type; `on_done` hears of each output as it is finished."""
     if job.model is None:
         raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
     if not job.types:
@@ -69,19 +74,19 @@ def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             token_embedding_type=None if job.token_embedding_type is None else ggml_type(job.token_embedding_type),
             tensor_types=[parse_tensor_type(s) for s in job.tensor_types], imatrix=job.imatrix,
             kv_overrides=[parse_override_kv(s) for s in job.kv_overrides], dry_run=job.dry_run,
-            keep_split=job.keep_split,
+            keep_split=job.keep_split, split_max_size=job.split_max_size,
         )
         targets = list(zip(qtypes, output_paths(job.model, qtypes, job.output, job.out_dir, job.dry_run)))
         hook = None if on_tensor is None else (lambda k, i, n, name: on_tensor(qtypes[k].name, i, n, name))
-        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started)
+        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started, on_done)
     finally:
         started.cancel()
 
 
 def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_dir: Path | None,
                  dry_run: bool) -> list[Path | None]:
-    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default);
-    None on a dry run with neither."""
+    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default),
+    NAME being the input's name without its own type; None on a dry run with neither."""
     if output is not None and output.is_dir() and out_dir is None:
         output, out_dir = None, output  # -o DIR: into that folder, named as --out-dir names them
     if output is not None:
@@ -96,26 +101,29 @@ def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_
         return [None] * len(qtypes)
     if out_dir is not None and not dry_run:
         make_dir(out_dir)  # a new folder, as users expect of --out-dir
+    from ggufkit.quantize.quant_types import ALIASES, QUANT_TYPES
+
     where = out_dir if out_dir is not None else model.parent
-    return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
+    known = [*(t.name for t in QUANT_TYPES), *ALIASES]
+    return [where / child_name(model, q.name, known) for q in qtypes]
 
 
 QUALITY_KEYS = ("ppl", "ppl_err", "kld_mean", "kld_err", "kld_p99", "same_top", "dp_rms", "ln_ppl_ratio")
 
 
 def add_quality(job: QuantizeJob, reports: list[QuantizeReport], text: Path | None, ctx: int = 512,
-                chunks: int | None = None, on_notice: Callable[[str], None] | None = None,
+                chunks: int | None = None, load: LoadParams | None = None, on_notice: Callable[[str], None] | None = None,
                 on_chunk: Callable[[int, int], None] | None = None) -> str:
     """`quantize --eval`: each output scored against the input in one `eval` pass; returns the text's name."""
     from ggufkit.evaluate.perplexity import evaluate
     from ggufkit.evaluate.text import load_text
 
-    outputs = [r for r in reports if len(r.outputs) == 1]
+    outputs = [r for r in reports if r.outputs]  # a split output is read from its first shard
     if not outputs:
-        raise BadInputError("--eval needs written outputs (not --dry-run, not --keep-split)")
+        raise BadInputError("--eval needs written outputs (not --dry-run)")
     body, name = load_text(text)
     assert job.model is not None
-    result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks,
+    result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks, load,
                       on_notice=on_notice, on_chunk=on_chunk)
     for r, m in zip(outputs, result.models[1:]):
         v = m.vs_base or {}

@@ -71,6 +71,13 @@ class ChatSession:
     def system(self) -> str | None:
         return self.messages[0]["content"] if self.messages and self.messages[0]["role"] == "system" else None
 
+    def rebind(self, model: Model) -> None:
+        """Go on with another open copy of the same model (several models loaded one at a time: reloaded);
+        its cache starts empty, so the next turn re-reads the conversation."""
+        self._drop_sampler()
+        self.model = model
+        self.kv = []
+
     def reset(self) -> None:
         """Forget the conversation (the system prompt stays) and empty the cache."""
         self.messages = self.messages[:1] if self.system is not None else []
@@ -143,11 +150,7 @@ class ChatSession:
 
     # files ------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        doc = {"format": CHAT_FORMAT, "version": 1, "template": self.template.name, "messages": self.messages}
-        if not path.parent.is_dir():
-            raise BadInputError("directory does not exist", path.parent)
-        with atomic_output(path) as tmp:
-            tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_document(path, {"template": self.template.name, "messages": self.messages})
 
     def load(self, path: Path) -> None:
         """Replace the conversation with a saved one (the cache keeps whatever prefix still matches)."""
@@ -172,7 +175,22 @@ def _system_turn(system: str | None) -> list[Message]:
     return [{"role": "system", "content": system}] if system else []
 
 
+def write_document(path: Path, fields: dict[str, Any]) -> None:
+    """A ggufkit-chat file (`fields` beside its format and version), whole or not at all."""
+    if not path.parent.is_dir():
+        raise BadInputError("directory does not exist", path.parent)
+    doc = {"format": CHAT_FORMAT, "version": 1, **fields}
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def load_messages(path: Path) -> list[Message]:
+    return [{"role": m["role"], "content": m["content"]} for m in load_document(path)["messages"]]
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """A file /save wrote, checked: every message a valid chat message (it may carry more keys, such as
+    the speaker a conversation of several models names)."""
     data = read_text(path, "conversation", MAX_CHAT_FILE)
     try:
         doc: Any = json.loads(data)
@@ -180,13 +198,11 @@ def load_messages(path: Path) -> list[Message]:
         raise BadInputError(f"not a JSON conversation: {e}", path) from None
     if not isinstance(doc, dict) or doc.get("format") != CHAT_FORMAT or not isinstance(doc.get("messages"), list):
         raise BadInputError(f"not a {CHAT_FORMAT} file (saved by /save)", path)
-    messages: list[Message] = []
     for i, m in enumerate(doc["messages"]):
         if (not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant")
                 or not isinstance(m.get("content"), str) or (m["role"] == "system" and i != 0)):
             raise BadInputError(f"message {i} is not a valid chat message", path)
-        messages.append({"role": m["role"], "content": m["content"]})
-    return messages
+    return doc
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

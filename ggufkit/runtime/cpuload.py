@@ -3,7 +3,7 @@
 ggml splits every operation across its threads and waits at a barrier after each one, so a token
 takes as long as its slowest thread. A thread that shares its core with another busy process gets
 half the core, and every barrier waits for it: on 2 cores with one busy process beside it, 2
-threads generate ~10x slower than 1 (measured: README, "Speed under load"). So the default is the
+threads generate ~10x slower than 1 (measured: docs/benchmarks.md, "Speed under load"). So the default is the
 number of allowed CPUs that are free, measured as llama.cpp's tools do not: per allowed CPU, the
 busy time in /proc/stat over a short window, minus this process's own CPU time (the window runs
 while the CLI imports and reads the model, so it mostly costs nothing).

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from ggufkit.errors import BadInputError, GgufkitError, LlamaFailure
-from ggufkit.runtime import llama_log, threadpool
+from ggufkit.runtime import abort, llama_log, threadpool
 from ggufkit.runtime.params import LoadParams
 from ggufkit.system import GPU_LAYERS_IGNORED
 
@@ -114,6 +114,7 @@ def load(params: LoadParams) -> Model:
     """Open `params.path` (already validated GGUF) and a context on it; raise LlamaFailure if refused."""
     import llama_cpp as L
 
+    abort.guard(params.path)  # a GGML_ASSERT or a crash from here on is one line, not a dead process
     llama_log.ensure_installed()
     _backend_init()
     warnings: list[str] = []

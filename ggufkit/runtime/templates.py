@@ -160,7 +160,7 @@ def _compile(t: ChatTemplate):
         if isinstance(key, str) and key.startswith("_"):
             raise BadInputError(
                 f"{t.name} chat template refused: it reaches for {key!r} (line {node.lineno}), "
-                "which could escape the sandbox; use --template NAME or --template-file instead")
+                "which could escape the sandbox")
     compiled = env.from_string(ast)
     _compiled[t.source] = compiled
     return compiled
@@ -208,7 +208,25 @@ def select(name: str | None, file: Path | None, model_source: str | None, bos: s
         return from_model(model_source, bos, eos)
     except BadInputError as e:
         if strict:
-            raise BadInputError(e.message, model_path) from None
+            raise BadInputError(f"{e.message} (use --template NAME or --template-file instead)", model_path) from None
         if on_notice:
             on_notice(f"warning: {e.message}; {using}")
         return builtin(fallback)
+
+
+def checked_source(given: str) -> str:
+    """`edit --chat-template`: the text of a Jinja file or of a built-in template named `given`, parsed,
+    screened for unsafe constructs and rendered in the sandbox before anyone writes it into a model."""
+    path: Path | None = Path(given)
+    if path is not None and path.is_file():
+        source = read_text(path, "template", MAX_TEMPLATE_BYTES)
+    elif given in BUILTIN_TEMPLATES:
+        source, path = BUILTIN_TEMPLATES[given], None
+    else:
+        raise BadInputError(f"--chat-template {given!r} is neither a file nor a template name "
+                            f"(one of: {', '.join(BUILTIN_TEMPLATES)})")
+    try:
+        check(ChatTemplate("the", source))
+    except BadInputError as e:
+        raise BadInputError(e.message, path) from None
+    return source

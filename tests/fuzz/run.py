@@ -37,11 +37,42 @@ SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"
          ("q4_2", "ggjt1"), ("q4_1", "ggml"), ("q8_0", "ggjt2"),
          # the GGML-era families' readers: the ggml examples' container per family, GGCC, rwkv.cpp
          ("q5_0", "family:gpt2"), ("q4_0", "family:starcoder"), ("q4_1", "family:gptneox"), ("f16", "family:mpt"),
-         ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"))
+         ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"),
+         # a split model: the first shard mutated (its sibling intact), and the second (the first intact)
+         ("f16", "shard:1"), ("q4_k_m", "shard:2"))
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
 VALIDATION_EXTRA_BYTES = 1 << 30
+
+
+@dataclass
+class Seed:
+    data: bytes
+    fields: list
+    legacy: bool
+    mutant: Path  # where each mutant of it is written
+    given: Path | None = None  # the file the commands are given (a split model's first shard), if not the mutant
+
+    def __post_init__(self) -> None:
+        self.given = self.given or self.mutant
+
+
+def _shard_seed(work: Path, type_name: str, which: int) -> Seed:
+    """Shard `which` (1 or 2) of the sample split in two; mutants replace it beside its intact sibling."""
+    from ggufkit.samples.make import make_sample
+    from ggufkit.surgery.split import split
+
+    folder = work / f"shards-{which}"
+    folder.mkdir(exist_ok=True)
+    names = [folder / f"m-0000{i}-of-00002.gguf" for i in (1, 2)]
+    if not names[1].exists():
+        src = make_sample(work / f"seed-{type_name}.split.gguf", type_name, "gguf", "tiny", force=True)
+        split(src, folder / "m", max_tensors=11, force=True)
+    seed = folder / f"seed-{which}.gguf"
+    if not seed.exists():
+        seed.write_bytes(names[which - 1].read_bytes())
+    return Seed(seed.read_bytes(), fields_of(seed), False, names[which - 1], names[0])
 
 
 @dataclass
@@ -94,6 +125,9 @@ class Worker:
 def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
     cmds = {
         "inspect": ["inspect", str(path)],
+        "split": ["split", str(path), "--max-tensors", "8", "-o", str(out / "s")],
+        "edit": ["edit", str(path), "-o", str(out / "e.gguf"), "--set", "general.name=fuzz"],
+        "diff": ["diff", str(path), str(path), "--values"],
         "quantize": ["quantize", str(path), "-t", "q4_0", "-o", str(out / "q.gguf")],
         "run": ["run", str(path), "-p", "hello", "-n", "4", "--ctx", "64"],
         "bench": ["bench", str(path), "-p", "8", "-n", "4", "-r", "1", "--format", "json"],
@@ -174,21 +208,24 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     seeds = []
     for type_name, fmt in SEEDS:
         path = work / f"seed-{type_name}.{fmt.replace(':', '-')}"  # every reader, container, block era, family
+        if fmt.startswith("shard:"):
+            seeds.append(_shard_seed(work, type_name, int(fmt.split(":")[1])))
+            continue
         if not path.exists():
             if fmt.startswith("family:"):
                 write_family_sample(path, fmt.split(":")[1], type_name, force=True)
             else:
                 make_sample(path, type_name, fmt, "tiny", force=True)
-        seeds.append((path.read_bytes(), fields_of(path), fmt != "gguf"))
+        seeds.append(Seed(path.read_bytes(), fields_of(path), fmt != "gguf", work / "mutant.bin"))
     report = Report()
-    mutant = work / "mutant.bin"
     out = work / "out"
     worker = Worker()
     try:
         for i in range(iterations):
-            data, fields, legacy = rng.choice(seeds)
+            chosen = rng.choice(seeds)
+            data, fields, legacy, mutant = chosen.data, chosen.fields, chosen.legacy, chosen.given
             mutated, how = mutate(data, fields, rng)
-            mutant.write_bytes(mutated)
+            chosen.mutant.write_bytes(mutated)
             report.mutants += 1
             started = time.perf_counter()
             try:

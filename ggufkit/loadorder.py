@@ -1,0 +1,97 @@
+"""llama.cpp's libraries are loaded into the process before numpy, whatever the entry point.
+
+A CUDA build of llama.cpp crashed (SIGSEGV inside `llama_model_load_from_file`, on the CPU as well as
+with layers offloaded) in any process that had imported numpy — and so gguf-py, which every reader of
+ours uses — before llama.cpp's shared libraries; with llama.cpp loaded first the same commands work.
+Which of numpy's native libraries clashes is in the section "Load order" of docs/gpu.md; what matters
+here is that the order is not a habit of some commands but a property of the package: importing
+`ggufkit` (which every entry point does first: the console script, `python -m ggufkit`, the child
+processes, library use) puts a finder at the front of `sys.meta_path` that, at the first import of
+numpy, dlopens libllama — and with it libggml and its backends, CUDA's runtime included — and then
+lets numpy load.
+
+Only the shared library is loaded, by the path llama-cpp-python itself opens (`llama_cpp/lib`, or
+LLAMA_CPP_LIB_PATH), not its Python package: dlopen of the same path later returns this same handle,
+and `import llama_cpp` (jinja2, its high-level API: ~0.3 s) stays with the commands that run a model.
+libgomp reads its settings when it is loaded with libllama, so runtime/openmp.py must configure it
+before numpy is first imported; `loaded()` tells it whether that moment has passed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.abc
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+
+_state: dict[str, object] = {"handle": None, "error": None}
+
+
+def library_dir() -> Path | None:
+    """The folder llama-cpp-python loads libllama from, found without importing it."""
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return Path(override)
+    try:
+        spec = importlib.util.find_spec("llama_cpp")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "lib"
+
+
+def load() -> None:
+    """dlopen libllama once (its dependencies come with it). A failure is kept, not raised: llama_cpp's own
+    import reports it where a command needs llama.cpp, and commands that do not still work."""
+    if _state["handle"] is not None or _state["error"] is not None:
+        return
+    folder = library_dir()
+    path = folder / "libllama.so" if folder is not None else None
+    if path is None or not path.exists():
+        _state["error"] = f"no libllama.so in {folder}"
+        return
+    try:
+        _state["handle"] = ctypes.CDLL(str(path))  # the mode llama_cpp's loader uses, so the same handle
+    except OSError as e:
+        _state["error"] = str(e)
+
+
+def loaded() -> bool:
+    """Whether llama.cpp's libraries are in the process (so libgomp has read its environment)."""
+    return _state["handle"] is not None or "llama_cpp" in sys.modules
+
+
+class _LlamaBeforeNumpy(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: at the first import of numpy it loads llama.cpp, then steps aside."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname == "numpy" or fullname.startswith("numpy."):
+            uninstall()
+            load()
+        return None
+
+
+_finder = _LlamaBeforeNumpy()
+
+
+def uninstall() -> None:
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+
+
+def install() -> None:
+    """Called once, by `import ggufkit`."""
+    if loaded() or _finder in sys.meta_path:
+        return
+    if "numpy" in sys.modules:  # a program that imported numpy before ggufkit: too late to choose
+        folder = library_dir()
+        if folder is not None and any(folder.glob("libggml-cuda*")):
+            warnings.warn("numpy was imported before ggufkit: with a CUDA build of llama.cpp, import ggufkit "
+                          "(or llama_cpp) first, or model loading may crash (docs/gpu.md, 'Load order')",
+                          RuntimeWarning, stacklevel=3)
+        return
+    sys.meta_path.insert(0, _finder)
