@@ -150,4 +150,4 @@ def test_outputs_go_into_a_folder_or_a_new_one(cli, samples, tmp_path):
     q = tmp_path / "q" / "y.gguf"
     assert cli("quantize", samples.gguf("f16"), "-t", "q8_0", "-o", q, "-q").code == 0 and q.is_file()
     assert cli("quantize", samples.gguf("f16"), "-t", "q8_0", "-o", into, "-q").code == 0
-    assert (into / "tiny-f16-Q8_0.gguf").is_file()
+    assert (into / "tiny-Q8_0.gguf").is_file()  # named as --out-dir names it (the source type replaced)
