@@ -15,6 +15,7 @@ from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
+from ggufkit.runtime.templates import checked_source
 from ggufkit.surgery.edit import Edits, edit
 from tests.conftest import assert_clean_error, json_of
 
@@ -87,7 +88,6 @@ def test_in_place_replaces_the_file_whole(cli, tiny, tmp_path):
     (Edits(special_tokens=["boss=1"]), ["ROLE"]),
     (Edits(removes=["no.such.key"]), ["no.such.key", "no such key"]),
     (Edits(sets=["novalue"]), ["KEY=VALUE"]),
-    (Edits(chat_template="nosuchname"), ["neither a file nor a template name"]),
     (Edits(), ["nothing to change"]),
 ])
 def test_refusals_leave_nothing(tiny, tmp_path, edits, fragments):
@@ -111,12 +111,19 @@ def test_a_refusal_is_one_line(cli, tiny, tmp_path):
     ("{{ cycler.__init__.__globals__.os }}", "could escape the sandbox"),
     ("{{ raise_exception('no') }}", "rejected the conversation"),
 ])
-def test_bad_templates_are_refused_before_anything_is_written(tiny, tmp_path, template, fragment):
+def test_bad_templates_are_refused_before_anything_is_written(cli, tiny, tmp_path, template, fragment):
     t = tmp_path / "t.jinja"
     t.write_text(template)
     with pytest.raises(BadInputError, match=fragment) as e:
-        edit(tiny, Edits(chat_template=str(t)), tmp_path / "e.gguf")
+        checked_source(str(t))
     assert e.value.path == str(t)
+    assert_clean_error(cli("edit", tiny, "-o", tmp_path / "e.gguf", "--chat-template", t), 2, str(t), fragment)
+    assert not (tmp_path / "e.gguf").exists()
+
+
+def test_a_template_that_is_neither_file_nor_name(cli, tiny, tmp_path):
+    assert_clean_error(cli("edit", tiny, "-o", tmp_path / "e.gguf", "--chat-template", "nosuchname"), 2,
+                       "neither a file nor a template name")
     assert not (tmp_path / "e.gguf").exists()
 
 
