@@ -60,3 +60,8 @@ def _number_and_unit(text: str) -> tuple[float, str] | None:
     except ValueError:
         return None
     return (value, t[len(num):].strip()) if value >= 0 else None
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 message`, `2 messages`, `0 messages` (`nouns` where adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"

@@ -52,6 +52,13 @@ def test_human_count_with_and_without_a_space():
     assert human_count(2_500) == "2.50K"
 
 
+def test_plural():
+    from ggufkit.units import plural
+
+    assert [plural(n, "message") for n in (0, 1, 2)] == ["0 messages", "1 message", "2 messages"]
+    assert plural(1, "device") == "1 device" and plural(3, "entry", "entries") == "3 entries"
+
+
 def test_quantize_output_paths():
     from ggufkit.quantize.job import output_paths
     from ggufkit.quantize.quant_types import quant_type

@@ -76,7 +76,7 @@ def _convert(inputs: list[Path], output: Path | None, out_dir: Path | None, opti
         from ggufkit.names import gguf_name
 
         src = inputs[0]
-        pairs, clashes = [(src, output or src.with_name(gguf_name(src)))], []
+        pairs, clashes = [(src, _single_output(src, output, gguf_name, dry_run))], []
     else:
         from ggufkit.converters.batch import expand_inputs, find_clashes, plan_outputs
         from ggufkit.fsutil import check_writable, make_dir
@@ -166,6 +166,20 @@ def _batch(pairs: list[tuple[Path, Path]], passed: list[Path], options, jobs: in
         sys.stderr.write(f"ggufkit: error: {len(failed)} of {len(items)} files failed\n")
         return EXIT_FAILURE
     return 0
+
+
+def _single_output(src: Path, output: Path | None, name_of, dry_run: bool) -> Path:  # noqa: ANN001
+    """-o FILE (its folder made if missing, as --out-dir's is; not on a dry run), -o DIR (an existing folder:
+    the output goes inside it, named as it would be beside the input), or beside the input."""
+    from ggufkit.fsutil import make_dir
+
+    if output is None:
+        return src.with_name(name_of(src))
+    if output.is_dir():
+        return output / name_of(src)
+    if not dry_run:
+        make_dir(output.parent)
+    return output
 
 
 def _dry_run(pairs: list[tuple[Path, Path]], clashes: list, options, force: bool, batch: bool, distinct: bool,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ggufkit.cli.common import ForceOpt, GpuLayersOpt, JsonOpt, QuietOpt, complete_quant_types
-from ggufkit.cli.output import human_bytes, notice, print_json, table
+from ggufkit.cli.output import fitted_table, human_bytes, notice, print_json
 from ggufkit.errors import EXIT_INTERRUPTED
 from ggufkit.quantize.job import QuantizeJob, run_job
 from ggufkit.runtime.settings import RunSettings
@@ -141,14 +141,15 @@ def _print_types(json_: bool) -> None:
     if json_:
         print_json(rows)
         return
-    sys.stdout.write(table(
+    sys.stdout.write(fitted_table(
         [[r["name"].lower(), (r["main_type"] or "-").lower(),
           "-" if r["bits_per_weight"] is None else f"{r['bits_per_weight']:.2f}",
           "yes" if r["needs_imatrix"] else "", r["description"]] for r in rows],
         ["type", "main", "main bpw", "imatrix", "description"]) + "\n")
-    sys.stdout.write("\nmain bpw: bits per weight of the main type, which most tensors get. Mixes (k-quant *_S/_M/_L,\n"
-                     "the i-quant mixes) give some tensors other types, so a file's overall figure differs; the\n"
-                     "descriptions' \"overall\" figures are llama-quantize's for those mixes.\n")
+    sys.stdout.write("\nmain bpw: bits per weight of the main type, which most tensors get. Mixes\n"
+                     "(k-quant *_S/_M/_L, the i-quant mixes) give some tensors other types, so a\n"
+                     "file's overall figure differs; the descriptions' \"overall\" figures are\n"
+                     "llama-quantize's for those mixes.\n")
     sys.stdout.write("aliases: " + ", ".join(f"{a.lower()} = {t.lower()}" for a, t in ALIASES.items()) + "\n")
 
 
@@ -165,7 +166,7 @@ def _print_reports(reports: list) -> None:
     header = ["type", "output", "size", "bpw", "smaller", "seconds", "tensors"]
     if any(r.quality for r in reports):
         header += ["PPL", "mean KLD", "same top"]
-    sys.stdout.write(table(rows, header) + "\n")
+    sys.stdout.write(fitted_table(rows, header) + "\n")
     q = next((r.quality for r in reports if r.quality), None)
     if q:
         sys.stdout.write(f"input PPL {q['base_ppl']:.4f}; quality over {q['chunks']} chunks of {q['ctx']} tokens "

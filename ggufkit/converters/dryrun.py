@@ -61,8 +61,9 @@ def plan_file(src: Path, out: Path, options: ConvertOptions, force: bool, batch:
     if batch and out.exists() and not force:
         return PlannedFile(str(src), str(out), "skip", "output exists (--force overwrites)")
     try:
-        # a batch's --out-dir is made when the real run starts: check the output only where it exists
-        ready = prepare(src, out, options, force, check_out=not batch or out.parent.is_dir())
+        # a batch's --out-dir, and -o's folder, are made when the real run starts: check the output only
+        # where its folder exists
+        ready = prepare(src, out, options, force, check_out=out.parent.is_dir())
     except NotConvertible as e:
         if batch:
             return PlannedFile(str(src), str(out), "skip", f"inspect only: {e.why}")

@@ -79,6 +79,10 @@ def evaluate(paths: list[Path], text: str, text_name: str, ctx: int = 512, chunk
         raise BadInputError(f"--ctx must be an even number of at least 16 tokens, not {ctx}")
     prepared = [prepare_model(p, on_notice) for p in paths]
     _check_vocabularies(prepared)
+    trained = prepared[0].gguf.arch_kv(Keys.LLM.CONTEXT_LENGTH)
+    if isinstance(trained, int) and 0 < trained < ctx and on_notice is not None:
+        on_notice(f"warning: --ctx {ctx} is beyond the {trained} tokens {paths[0].name} was trained on: "
+                  "the figures then measure how it copes past its training context")
     opened: list[_Open] = []
     try:
         for p in prepared:

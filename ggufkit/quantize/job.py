@@ -87,11 +87,15 @@ def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_
                  dry_run: bool) -> list[Path | None]:
     """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default),
     NAME being the input's name without its own type; None on a dry run with neither."""
+    if output is not None and output.is_dir() and out_dir is None:
+        output, out_dir = None, output  # -o DIR: into that folder, named as --out-dir names them
     if output is not None:
         if out_dir is not None:
             raise BadInputError("give -o or --out-dir, not both")
         if len(qtypes) > 1:
             raise BadInputError("-o names one file: with several types use --out-dir DIR (files NAME-TYPE.gguf)")
+        if not dry_run:
+            make_dir(output.parent)  # -o new/x.gguf: the folder is made, as --out-dir's is
         return [output]
     if out_dir is None and dry_run:
         return [None] * len(qtypes)
