@@ -25,6 +25,7 @@ WHEEL_DIR     := $(WHEEL_CACHE)/$(LLAMA_KEY)
 STAMP  := $(VENV)/.stamp-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(LLAMA_KEY)
 DEMO   := build/demo
 N      ?= 10000
+BENCH  ?=
 
 .PHONY: install wheel models demo test bench fuzz clean
 install: $(STAMP)
@@ -59,8 +60,9 @@ demo: models
 test: models
 	$(PY) -m pytest -q
 
+# BENCH=NAME...: only those benchmarks (scale: the 7B conversions, on demand only, ~40 GB of disk)
 bench: models
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH)
 
 fuzz: install
 	$(PY) -m tests.fuzz.run --iterations $(N)

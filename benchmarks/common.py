@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 WORK = Path(os.environ.get("GGUFKIT_BENCH_DIR", "build/bench"))
@@ -18,6 +19,24 @@ def sample(name: str, type_name: str, fmt: str = "gguf", size: str = "small") ->
         subprocess.run([sys.executable, "-m", "ggufkit", "sample", str(path), "-t", type_name, "--format", fmt,
                         "--size", size], check=True, stdout=subprocess.DEVNULL)
     return path
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one command, measured on that child alone (wait4)."""
+    wall, rss, _ = timed_cpu(cmd)
+    return wall, rss
+
+
+def timed_cpu(cmd: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (bytes) and CPU seconds (user + system, its children included: a shell's
+    command) of one command: CPU time shows the work itself where other jobs share the machine."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def tools(variant: str = "") -> Path:

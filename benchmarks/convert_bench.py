@@ -9,26 +9,12 @@ reported beside plain `cp`.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
-import time
 
-from benchmarks.common import sample
+from benchmarks.common import sample, timed
 
 REPS = 5
-
-
-def _timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command, measured on that child alone (wait4)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss * 1024
 
 
 CASES = (  # (sample file, type, format, goal as a multiple of cp)
@@ -42,11 +28,11 @@ def measure(name: str, type_name: str, fmt: str, goal: float) -> dict:
     out, copy = src.with_name("convert-out.gguf"), src.with_name("cp-out.bin")
     conv_t, cp_t, cps_t, rss = [], [], [], []
     for _ in range(REPS):
-        cp_t.append(_timed(["cp", str(src), str(copy)])[0])
+        cp_t.append(timed(["cp", str(src), str(copy)])[0])
         copy.unlink()
-        cps_t.append(_timed(["sh", "-c", f"cp '{src}' '{copy}' && sync '{copy}'"])[0])
+        cps_t.append(timed(["sh", "-c", f"cp '{src}' '{copy}' && sync '{copy}'"])[0])
         copy.unlink()
-        t, peak = _timed([sys.executable, "-m", "ggufkit", "convert", str(src), "-o", str(out), "--force", "-q"])
+        t, peak = timed([sys.executable, "-m", "ggufkit", "convert", str(src), "-o", str(out), "--force", "-q"])
         conv_t.append(t)
         rss.append(peak)
     out.unlink()

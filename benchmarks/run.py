@@ -1,4 +1,5 @@
-"""Run every benchmarks/*_bench.py module's main() in turn (`make bench`, `python -m benchmarks.run [NAME...]`).
+"""Run every benchmarks/*_bench.py module's main() in turn (`make bench`, `python -m benchmarks.run [NAME...]`;
+`make bench BENCH=NAME` runs those named, among them the on-demand ones such as scale_bench).
 
 Each main() measures ggufkit against a reference in the same run, prints its own line and returns a dict
 with at least "met" (was its goal reached). The results go to build/bench/results.json as well.
@@ -19,10 +20,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def discover(names: list[str]) -> list[str]:
-    found = sorted(p.stem for p in HERE.glob("*_bench.py"))
+    """The benchmarks whose names contain one of `names`; with none named, every one but those marked
+    `ON_DEMAND = True` (scale_bench: 40 GB of disk and many minutes)."""
+    found = sorted(p for p in HERE.glob("*_bench.py"))
     if names:
-        found = [m for m in found if any(n in m for n in names)]
-    return found
+        return [p.stem for p in found if any(n in p.stem for n in names)]
+    return [p.stem for p in found if "\nON_DEMAND = True" not in p.read_text()]
 
 
 def main(argv: list[str] | None = None) -> int:

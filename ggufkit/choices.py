@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TypeVar
 
-from ggufkit.errors import BadInputError
+from ggufkit.errors import BadInputError, did_you_mean
 
 C = TypeVar("C", bound="Choice")
 
@@ -24,4 +24,5 @@ class Choice(str, Enum):
         try:
             return cls(value)
         except ValueError:
-            raise BadInputError(f"{what} must be one of {', '.join(cls)}, not {value!r}") from None
+            hint = did_you_mean(str(value), [m.value for m in cls], n=1)
+            raise BadInputError(f"{what} must be one of {', '.join(cls)}, not {value!r}{hint}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 # Documented exit codes (README "Exit codes").
 EXIT_FAILURE = 1  # the work failed (llama.cpp refused or crashed, a batch had failures, I/O error)
@@ -35,3 +36,17 @@ class LlamaFailure(GgufkitError):
     """llama.cpp refused the work or died doing it."""
 
     exit_code = EXIT_FAILURE
+
+
+class Interrupted(GgufkitError):
+    """Ctrl-C ended the work (what was completed has been reported)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def did_you_mean(word: str, names: Iterable[str], n: int = 3) -> str:
+    """` (did you mean a, b?)` for the names closest to a misspelled `word`, or '' if none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(names), n=n, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -49,6 +49,18 @@ def check_output(out: Path, inputs: list[Path], force: bool) -> None:
     check_writable(out.parent, out)
 
 
+def check_split_outputs(out: Path, force: bool) -> None:
+    """For a split model's shards, OUT-0000i-of-0000n.gguf, named only once written: their folder exists and
+    takes files, and no shard of that name is there yet unless `force`."""
+    if not out.parent.is_dir():
+        raise BadInputError("output directory does not exist", out.parent)
+    prefix = glob.escape(out.name.removesuffix(".gguf"))
+    existing = sorted(out.parent.glob(f"{prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].gguf"))
+    if existing and not force:
+        raise BadInputError("output exists (use --force to overwrite)", existing[0])
+    check_writable(out.parent, out)
+
+
 def check_writable(folder: Path, name: Path | None = None) -> None:
     """Raise `cannot write: …` (exit 1) now, before any work, if no file can be made in `folder`
     (a read-only file system, no permission): tried with a file that vanishes at once."""
@@ -103,40 +115,88 @@ def _open_unnamed(folder: Path) -> int | None:
 @contextlib.contextmanager
 def atomic_output(out: Path) -> Iterator[Path]:
     """Yield a path to write the output to; it becomes `out` only if the block succeeds."""
-    fd = _open_unnamed(out.parent)
-    try:
-        if fd is not None:
-            yield from _unnamed(fd, out)
-        else:
-            yield from _named(out)
-    except OSError as e:
-        raise GgufkitError(f"cannot write: {e.strerror or e}", out) from e
-
-
-def _unnamed(fd: int, out: Path) -> Iterator[Path]:
-    try:
-        yield Path(f"/proc/{os.getpid()}/fd/{fd}")
-        os.fsync(fd)
-        staging = out.parent / f".{out.name}.{secrets.token_hex(4)}.part"
-        os.link(f"/proc/self/fd/{fd}", staging, follow_symlinks=True)
-        os.replace(staging, out)
-    finally:
-        os.close(fd)
-
-
-def _named(out: Path) -> Iterator[Path]:
-    _sweep_stale(out)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".part", dir=out.parent)
-    os.fchmod(fd, _mode())  # mkstemp makes 0600; the output should look like any other file
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_outputs([out]) as (tmp,):
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def atomic_outputs(outs: list[Path]) -> Iterator[list[Path]]:
+    """Several outputs (a split model's shards) that appear all or none: each is written to its own
+    staged file; only once every one is complete are they renamed into place, and if a rename fails the
+    ones already placed are removed again."""
+    staged: list[_Staged] = []
+    current = outs[0] if outs else None  # the output an error is about
+    try:
+        for out in outs:
+            current = out
+            staged.append(_Staged(out))
+        yield [s.tmp for s in staged]
+        for s in staged:
+            current = s.out
+            s.seal()
+        placed: list[Path] = []
+        try:
+            for s in staged:
+                current = s.out
+                assert s.part is not None
+                os.replace(s.part, s.out)
+                placed.append(s.out)
+        except OSError:
+            for p in placed:
+                p.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise GgufkitError(f"cannot write: {e.strerror or e}", current) from e
     finally:
-        tmp.unlink(missing_ok=True)
+        for s in staged:
+            s.close()
+
+
+@contextlib.contextmanager
+def scratch_file(folder: Path) -> Iterator[Path]:
+    """A file in `folder` that never gets a name where O_TMPFILE works (a hidden `.part` elsewhere), gone
+    when the block ends: the single file a split output is cut from."""
+    s = _Staged(folder / ".ggufkit-scratch")
+    try:
+        yield s.tmp
+    finally:
+        s.close()
+
+
+class _Staged:
+    """One output being written: an unnamed file in its folder (O_TMPFILE), or a hidden `.NAME.PID.*.part`."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.part: Path | None = None  # the hidden name it has before its rename into place
+        self.fd = _open_unnamed(out.parent)
+        if self.fd is not None:
+            self.tmp = Path(f"/proc/{os.getpid()}/fd/{self.fd}")
+            return
+        _sweep_stale(out)
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".part", dir=out.parent)
+        os.fchmod(fd, _mode())  # mkstemp makes 0600; the output should look like any other file
+        os.close(fd)
+        self.tmp = self.part = Path(name)
+
+    def seal(self) -> None:
+        """On disk (fsync), under a hidden name beside the output: one rename from done."""
+        if self.fd is not None:
+            os.fsync(self.fd)
+            self.part = self.out.parent / f".{self.out.name}.{secrets.token_hex(4)}.part"
+            os.link(f"/proc/self/fd/{self.fd}", self.part, follow_symlinks=True)
+        else:
+            assert self.part is not None
+            with open(self.part, "rb+") as f:
+                os.fsync(f.fileno())
+
+    def close(self) -> None:
+        """Release it; whatever was not renamed into place is removed."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
 
 
 def _sweep_stale(out: Path) -> None:

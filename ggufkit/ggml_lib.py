@@ -4,6 +4,8 @@ numpy converts float32 to float16 in a scalar software loop (~90 ns a value); gg
 `ggml_fp32_to_fp16_row` does the same round-to-nearest-even conversion some 50 times faster. Only
 pure functions are used here, so it does not matter that this is a separate handle on libggml-base
 (runtime/native.py explains why functions with global state must be reached through libllama).
+`ggml_quantize_chunk` is pure for the types converters/requantize.py asks of it (no importance
+matrix, none of the i-quants whose tables ggml_quantize_init builds once).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def _lib() -> ctypes.CDLL | None:
                 return None
             lib.ggml_fp32_to_fp16_row.restype = None
             lib.ggml_fp32_to_fp16_row.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+            lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                                ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
             return lib
     return None
 
@@ -43,4 +48,18 @@ def to_f16(values: np.ndarray) -> np.ndarray:
             return src.astype(np.float16)
     out = np.empty(src.shape, np.float16)
     lib.ggml_fp32_to_fp16_row(src.ctypes.data, out.ctypes.data, src.size)
+    return out
+
+
+def quantize_rows(values: np.ndarray, ggml_type: int, row_bytes: int) -> np.ndarray | None:
+    """(rows, n_per_row) float32 -> (rows, row_bytes) uint8 of `ggml_type` by ggml_quantize_chunk;
+    None where no llama.cpp library is found."""
+    lib = _lib()
+    if lib is None:
+        return None
+    src = np.ascontiguousarray(values, dtype=np.float32)
+    rows, n = src.shape
+    out = np.empty((rows, row_bytes), np.uint8)
+    done = lib.ggml_quantize_chunk(ggml_type, src.ctypes.data, out.ctypes.data, 0, rows, n, None)
+    assert done == out.nbytes, (done, out.nbytes)
     return out

@@ -22,6 +22,8 @@ _LOCAL_GPU_TYPES = (1, 2)  # GGML_BACKEND_DEVICE_TYPE_GPU, _IGPU (3 is ACCEL: BL
 GPU_INSTALL_ADVICE = (
     "this llama-cpp-python build has no GPU backend, or sees no GPU; "
     "install a GPU build with `GGUFKIT_GPU=cuda make install` (or metal, vulkan, hip)")
+# `run -ngl N` and `bench -ngl N` on such a build: they run anyway, on the CPU, and say so once
+GPU_LAYERS_IGNORED = "this llama.cpp build has no GPU support (or sees no GPU): --gpu-layers ignored, running on the CPU"
 
 
 @dataclass

@@ -23,8 +23,8 @@ step $gk inspect "$dir/tiny-f16.gguf" --ctx 2048
 step $gk convert "$dir/tiny-q4_k_m.ggmlv3.bin" -o "$dir/tiny-q4_k_m.gguf" --eps 1e-5 --force --verify
 step $gk inspect "$dir/tiny-q4_k_m.gguf"
 step $gk quantize "$dir/tiny-f16.gguf" -t q4_k_m -t q8_0 --out-dir "$dir" --force
-step $gk run "$dir/tiny-f16-Q4_K_M.gguf" -p "hello the world" -n 16 --temp 0 --stats
-step $gk bench "$dir/tiny-f16-Q4_K_M.gguf" "$dir/tiny-q4_k_m.ggmlv3.bin" -p 64 -n 16 -r 5 --mmap both --format md
+step $gk run "$dir/tiny-Q4_K_M.gguf" -p "hello the world" -n 16 --temp 0 --stats
+step $gk bench "$dir/tiny-Q4_K_M.gguf" "$dir/tiny-q4_k_m.ggmlv3.bin" -p 64 -n 16 -r 5 --mmap both --format md
 echo "(the tiny sample decodes a token in ~0.1 ms, so one scheduler tick moves these figures: they show that"
 echo " bench works, not how fast llama.cpp is; \`make bench\` measures the 65 MB small sample against llama-bench)"
 step $gk doctor

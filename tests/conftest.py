@@ -137,3 +137,19 @@ def assert_clean_error(r: Result, code: int = 2, *fragments: str) -> None:
     assert "Traceback" not in r.err
     for f in fragments:
         assert f in lines[0], (f, lines[0])
+
+
+def writing_in(pid: int, folder: Path, below: int = 1 << 62) -> bool:
+    """Whether process `pid` has a file open in `folder` (an output being written) that holds fewer than
+    `below` bytes so far."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{folder}/"):
+                return os.stat(f"/proc/{pid}/fd/{fd}").st_size < below
+        except OSError:
+            continue
+    return False

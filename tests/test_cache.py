@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 
 from ggufkit.converters import cache
+from tests.conftest import assert_clean_error
 
 
 @pytest.fixture
@@ -86,3 +88,49 @@ def test_cache_list_and_clear(cli, samples, cache_home):
     cleared = cli("cache", "clear")
     assert cleared.code == 0 and "removed 1 file(s)" in cleared.err
     assert list(cache_home.iterdir()) == []
+
+
+def test_cache_rm_and_prune(cli, samples, tmp_path, cache_home):
+    q4, _ = cache.open_as_gguf(samples.ggjt3("q4_0"))
+    q8, _ = cache.open_as_gguf(samples.ggjt3("q8_0"))
+    renamed = tmp_path / "tiny-q4_0.bin"  # another model under q4_0's name: both entries go with that name
+    data = bytearray(samples.ggjt3("q4_0").read_bytes())
+    data[-2] ^= 0x01
+    renamed.write_bytes(bytes(data))
+    q4b, _ = cache.open_as_gguf(renamed)
+    assert_clean_error(cli("cache", "rm", "nothing"), 2, "no cached conversion is named 'nothing'")
+    r = cli("cache", "rm", "tiny-q4_0")
+    assert r.code == 0 and r.err.startswith("ggufkit: removed 2 file(s)")
+    assert [e.path for e in cache.entries()] == [q8]
+    q4, _ = cache.open_as_gguf(samples.ggjt3("q4_0"))
+    key = cache.entries()[-1].key
+    assert cli("cache", "rm", key[:6]).code == 0 and [e.path for e in cache.entries()] == [q8]
+
+    q4, _ = cache.open_as_gguf(samples.ggjt3("q4_0"))
+    os.utime(q8, (time.time() - 3 * 86400,) * 2)  # last used three days ago
+    assert_clean_error(cli("cache", "prune", "--older-than", "soon"), 2, "not a duration")
+    r = cli("cache", "prune", "--older-than", "2d")
+    assert r.code == 0 and "removed 1 file(s) not used for 2d" in r.err
+    assert [e.path for e in cache.entries()] == [q4]
+
+
+def test_a_legacy_file_is_sniffed_once_on_the_run_path(samples, cache_home, monkeypatch):
+    """open_as_gguf tells a legacy file from a GGUF once; the legacy reader then refuses a GGUF itself."""
+    import sys
+
+    from ggufkit.converters import engine  # noqa: F401  every module on the path, loaded before the count
+    from ggufkit.formats import detect
+
+    legacy = samples.ggjt3("q4_0")
+    seen = []
+
+    def counted(path):
+        seen.append(path)
+        return real(path)
+
+    real = detect.sniff
+    for module in [m for name, m in sys.modules.items() if name.startswith("ggufkit.")]:
+        if getattr(module, "sniff", None) is real:
+            monkeypatch.setattr(module, "sniff", counted)
+    cache.open_as_gguf(legacy)
+    assert seen == [legacy]

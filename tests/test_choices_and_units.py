@@ -52,15 +52,27 @@ def test_human_count_with_and_without_a_space():
     assert human_count(2_500) == "2.50K"
 
 
+def test_plural():
+    from ggufkit.units import plural
+
+    assert [plural(n, "message") for n in (0, 1, 2)] == ["0 messages", "1 message", "2 messages"]
+    assert plural(1, "device") == "1 device" and plural(3, "entry", "entries") == "3 entries"
+
+
 def test_quantize_output_paths():
     from ggufkit.quantize.job import output_paths
     from ggufkit.quantize.quant_types import quant_type
 
     q4, q8 = quant_type("q4_k_m"), quant_type("Q8_0")
     model = Path("/m/model-f16.gguf")
-    assert output_paths(model, [q4, q8], None, None, False) == [Path("/m/model-f16-Q4_K_M.gguf"),
-                                                               Path("/m/model-f16-Q8_0.gguf")]
-    assert output_paths(model, [q4], None, Path("out"), False) == [Path("out/model-f16-Q4_K_M.gguf")]
+    # the source's own type is replaced, as llama.cpp users name files
+    assert output_paths(model, [q4, q8], None, None, False) == [Path("/m/model-Q4_K_M.gguf"), Path("/m/model-Q8_0.gguf")]
+    assert output_paths(model, [q4], None, Path("out"), False) == [Path("out/model-Q4_K_M.gguf")]
+    for name, child in [("SmolLM2-135M-Instruct.F16.gguf", "SmolLM2-135M-Instruct-Q4_K_M.gguf"),
+                        ("llama-ggml-f16.bin", "llama-Q4_K_M.gguf"), ("ggml-model-f16.gguf", "ggml-model-Q4_K_M.gguf"),
+                        ("llama-2-7b.ggmlv3.q4_0.bin", "llama-2-7b-Q4_K_M.gguf"), ("mistral.gguf", "mistral-Q4_K_M.gguf"),
+                        ("qwen-bf16-00001-of-00003.gguf", "qwen-Q4_K_M.gguf"), ("f16.gguf", "f16-Q4_K_M.gguf")]:
+        assert output_paths(Path(name), [q4], None, Path("o"), True) == [Path("o") / child], name
     assert output_paths(model, [q4], Path("x.gguf"), None, False) == [Path("x.gguf")]
     assert output_paths(model, [q4, q8], None, None, True) == [None, None]  # a dry run writes nothing
     with pytest.raises(BadInputError, match="not both"):

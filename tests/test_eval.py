@@ -121,3 +121,20 @@ def test_quantize_with_eval_adds_quality(family, cli, tmp_path):
     r = cli("quantize", family["f16"], "-t", "q4_0", "-o", tmp_path / "a.gguf", "--eval", family["text"],
             "--eval-chunks", "1", "--force")
     assert "mean KLD" in r.out.splitlines()[0] and "input PPL" in r.out
+
+
+def test_chart_labels_are_what_the_names_do_not_share():
+    """`quantize` names a child after the source without its type (model.F16.gguf -> model-Q4_K_M.gguf): the chart
+    labels the points by type, not "F16-Q4_K_M"."""
+    from types import SimpleNamespace
+
+    from ggufkit.evaluate.plot import labels
+
+    def result(*names):
+        return SimpleNamespace(models=[SimpleNamespace(path=f"/m/{n}", vs_base=None if i == 0 else {})
+                                       for i, n in enumerate(names)])
+
+    assert labels(result("SmolLM2-135M-Instruct.F16.gguf", "SmolLM2-135M-Instruct-Q4_K_M.gguf",
+                         "SmolLM2-135M-Instruct-Q8_0.gguf")) == ["F16 (base)", "Q4_K_M", "Q8_0"]
+    assert labels(result("model.F16.gguf", "model.F16-Q4_K_M.gguf")) == ["F16 (base)", "F16-Q4_K_M"]
+    assert labels(result("a-f16.gguf", "b-q8_0.gguf")) == ["a-f16 (base)", "b-q8_0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -26,22 +27,32 @@ REGISTERED = {c.name for c in app.registered_commands}
 
 
 @pytest.fixture(scope="module")
-def hostile_dir(samples, tmp_path_factory) -> Path:
+def hostile_dir(samples, tmp_path_factory) -> dict[str, list[Path]]:
+    """Each case's files (a split model's shards: the one commands are given first), written once."""
     raw = RawGguf.load(samples.gguf("f16"))
     legacy = samples.ggjt3("f16").read_bytes()
     folder = tmp_path_factory.mktemp("hostile")
+    files = {}
     for case in CASES:
-        (folder / f"{case.name}.bin").write_bytes(case.build(raw, legacy))
-    return folder
+        built = case.build(raw, legacy)
+        paths = case.files(folder, built)
+        for path, data in zip(paths, built if isinstance(built, list) else [built]):
+            if data is not None:
+                path.write_bytes(data)
+        files[case.name] = [paths[case.given - 1]] + [p for p in paths if p != paths[case.given - 1]]
+    return files
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+PAIRS = [(case, command) for case in CASES for command in COMMANDS if not case.commands or command in case.commands]
+
+
+@pytest.mark.parametrize("case, command", PAIRS, ids=[f"{c.name}-{cmd}" for c, cmd in PAIRS])
 def test_hostile_file(hostile_dir, tmp_path, case, command):
     if command not in REGISTERED:
         pytest.skip(f"`{command}` is not a command yet")
-    path = hostile_dir / f"{case.name}.bin"
-    before = path.read_bytes()
+    files = hostile_dir[case.name]
+    path = files[0]
+    before = {p: p.read_bytes() for p in files if p.exists()}
     out = tmp_path / "out"
     out.mkdir()
     args = [str(a) for a in COMMANDS[command](path, out)]
@@ -56,11 +67,48 @@ def test_hostile_file(hostile_dir, tmp_path, case, command):
     assert r.returncode > 0, f"{command} on {case.name} ({case.breaks}): exit {r.returncode}\n{r.err}"
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ggufkit: error: "), r.err
-    assert str(path) in lines[0], lines[0]
+    assert any(str(p) in lines[0] for p in files), lines[0]  # the file given, or the shard at fault
     assert "Traceback" not in r.err
     assert r.peak_rss < RSS_LIMIT
     assert list(out.iterdir()) == []
-    assert path.read_bytes() == before
+    assert {p: p.read_bytes() for p in files if p.exists()} == before
+
+
+# split, merge, edit and diff read through the same readers as the commands above: all of them over every
+# case in one child process (the start-up of 4 x 60 processes would cost minutes), with the same checks.
+NEW_COMMANDS = {
+    "split": lambda f, out: ["split", f, "--max-tensors", "4", "-o", out / "s"],
+    "merge": lambda f, out: ["merge", f, "-o", out / "m.gguf"],
+    "edit": lambda f, out: ["edit", f, "-o", out / "e.gguf", "--set", "general.name=x"],
+    "edit-in-place": lambda f, out: ["edit", f, "--in-place", "--set", "general.name=x"],
+    "diff": lambda f, out: ["diff", f, f],
+}
+
+
+def test_hostile_files_split_merge_edit_diff(hostile_dir, tmp_path):
+    runs = []
+    for case in CASES:
+        for command, args in NEW_COMMANDS.items():
+            out = tmp_path / f"{case.name}.{command}"
+            out.mkdir()
+            runs.append({"case": case.name, "command": command, "out": str(out),
+                         "argv": [str(a) for a in args(hostile_dir[case.name][0], out)]})
+    before = {p: p.read_bytes() for files in hostile_dir.values() for p in files if p.exists()}
+    r = run_measured([sys.executable, "-m", "tests.hostile.in_process", json.dumps(runs)], TIME_LIMIT_S * 4)
+    assert not r.timed_out and r.returncode == 0, r.err[-2000:]
+    assert r.peak_rss < RSS_LIMIT
+    for run, result in zip(runs, json.loads(r.out)):
+        files = hostile_dir[run["case"]]
+        what = f"{run['command']} on {run['case']}"
+        assert result["code"] == 2, (what, result)
+        lines = result["err"].strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ggufkit: error: "), (what, result["err"])
+        assert any(str(p) in lines[0] for p in files), (what, lines[0])
+        assert result["seconds"] < TIME_LIMIT_S, what
+        assert list(Path(run["out"]).iterdir()) == [], what
+    assert {p: p.read_bytes() for files in hostile_dir.values() for p in files if p.exists()} == before
+    assert sorted(p.name for p in next(iter(hostile_dir.values()))[0].parent.iterdir()) == sorted(
+        p.name for p in before)  # nothing written beside the inputs (edit --in-place)
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -121,3 +122,33 @@ def test_one_bad_file_among_several(samples, cli, tmp_path):
     r = cli("inspect", samples.gguf("f16"), bad)
     assert r.code == 2
     assert "format:" in r.out and str(bad) in r.err and "Traceback" not in r.err
+
+
+def test_a_directory_lists_its_model_files_one_line_each(samples, cli, tmp_path):
+    from ggufkit.samples.families import write_family_sample
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    os.link(samples.gguf("q4_0"), folder / "a.gguf")
+    os.link(samples.era("GGJT", 1, "q4_1"), folder / "b.bin")
+    write_family_sample(folder / "c-gptj.bin", "gptj", "q4_0")
+    (folder / "d-broken.bin").write_bytes(samples.ggjt3("q4_0").read_bytes()[:3000])
+    (folder / "notes.txt").write_text("not a model: not listed")
+    r = cli("inspect", folder)
+    assert r.code == 2 and r.err == ""  # a model file that cannot be read is a line, and exit code 2
+    assert [line.split()[:5] for line in r.out.splitlines()] == [
+        ["file", "format", "family", "type", "size"], ["a.gguf", "GGUF", "v3", "llama", "Q4_0"],
+        ["b.bin", "GGJT", "v1", "llama", "Q4_1"], ["c-gptj.bin", "GGML", "gptj", "Q4_0", "100.69"],
+        ["d-broken.bin", "legacy", "-", "-", "2.93"]]
+    lines = r.out.splitlines()
+    assert lines[1].endswith("GGUF already") and lines[2].endswith("yes: to GGUF llama")
+    assert lines[3].endswith("no: inspect only: current llama.cpp has no graph for GPT-J")
+    assert "error: vocabulary size is 512, more than" in lines[4]
+    r = cli("inspect", folder, "--json")
+    listed = {os.path.basename(m["path"]): m for m in json.loads(r.out)}
+    assert (listed["b.bin"]["converts"], listed["c-gptj.bin"]["converts"], listed["a.gguf"]["converts"]) == (
+        True, False, None)
+    assert listed["c-gptj.bin"]["convert"].endswith("so no GGUF of it would load")  # the whole reason
+    assert listed["d-broken.bin"]["error"] and listed["b.bin"]["parameters"] > 0
+    os.remove(folder / "d-broken.bin")
+    assert cli("inspect", folder).code == 0

@@ -193,3 +193,39 @@ def test_inspect_and_run_accept_old_files(samples, cli, tmp_path, monkeypatch):
     r = cli("run", samples.era("GGJT", 1, "q4_0"), "-p", "hello the", "-n", "4", "--temp", "0")
     assert r.code == 0, r.err
     assert "legacy GGJT v1 file, converted once" in r.err
+
+
+def test_a_foreign_part_of_the_same_shape_is_refused(samples, cli, tmp_path):
+    """Issue 26 item 3: a second part from another model of the same shape (same type, hparams and vocabulary)
+    would make a chimera; the parts of one model hold the same copy of every unsplit tensor (the norms)."""
+    import shutil
+    import struct
+
+    from ggufkit.formats.legacy.ggml import read_container
+
+    src = samples.era("GGJT", 1, "q4_0", parts=2)
+    first, second = tmp_path / "m.bin", tmp_path / "m.bin.1"
+    shutil.copy(src, first)
+    data = bytearray((src.parent / f"{src.name}.1").read_bytes())
+    norm = next(t for t in read_container(f"{src}.1").tensors if t.name == "layers.1.ffn_norm.weight")
+    data[norm.offset + 8:norm.offset + 12] = struct.pack("<f", 0.75)  # the other model's norm: its own values
+    second.write_bytes(data)
+    out = tmp_path / "out.gguf"
+    assert_clean_error(cli("convert", first, "-o", out), 2, f"{second}: not a part of the same model",
+                       "layers.1.ffn_norm.weight differs from the first part's (m.bin)")
+    assert not out.exists()
+
+
+def test_sample_parts_and_naming_a_later_part(cli, tmp_path):
+    """Issue 26 item 12: `sample --parts N` makes a multi-part model; naming a later part says which part it
+    is and names the first, missing or not."""
+    first = tmp_path / "m.bin"
+    r = cli("sample", first, "--format", "ggmf", "-t", "q4_0", "--parts", "2")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.bin.1"]
+    d = json.loads(cli("inspect", first, "--json").out)
+    assert "2 parts joined" in d["detection"] and d["parameters"] == 1_967_360  # the whole tiny model
+    assert_clean_error(cli("convert", tmp_path / "m.bin.1", "-o", tmp_path / "o.gguf"), 2,
+                       "m.bin.1: this is part 2 of a multi-part model, not its first: name the first part, m.bin")
+    first.rename(tmp_path / "elsewhere.bin")
+    assert_clean_error(cli("inspect", tmp_path / "m.bin.1"), 2, "name the first part, m.bin, which is missing")

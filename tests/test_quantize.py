@@ -61,9 +61,9 @@ def test_every_type_without_imatrix_is_written_and_named(all_types, f32):
     assert r.err == ""  # not a terminal: no progress bar, no notices
     reports = json.loads(r.out)
     assert [x["type"] for x in reports] == [q.name for q in NO_IMATRIX]
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{f32.stem}-{q.name}.gguf" for q in NO_IMATRIX)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"tiny-{q.name}.gguf" for q in NO_IMATRIX)
     for x in reports:
-        assert x["outputs"] == [str(out / f"{f32.stem}-{x['type']}.gguf")]
+        assert x["outputs"] == [str(out / f"tiny-{x['type']}.gguf")]  # tiny-f32.gguf's type replaced
         assert x["output_bytes"] == Path(x["outputs"][0]).stat().st_size
         assert x["input_bytes"] == f32.stat().st_size
         assert sum(x["tensor_types"].values()) == len(read_gguf(f32).tensors)
@@ -72,7 +72,7 @@ def test_every_type_without_imatrix_is_written_and_named(all_types, f32):
 @pytest.mark.parametrize("qtype", NO_IMATRIX, ids=lambda q: q.name)
 def test_output_has_the_type_shapes_and_sizes(all_types, f32, qtype):
     src = read_gguf(f32)
-    m = read_gguf(all_types[0] / f"{f32.stem}-{qtype.name}.gguf")
+    m = read_gguf(all_types[0] / f"tiny-{qtype.name}.gguf")
     expected_ftype = LlamaFileType.ALL_F32 if qtype.only_copy else qtype.ftype  # COPY keeps the input's
     assert m.kv[Keys.General.FILE_TYPE] == expected_ftype
     assert {t.name: t.shape for t in m.tensors} == {t.name: t.shape for t in src.tensors}
@@ -105,13 +105,13 @@ def test_imatrix_quantization(f32, tmp_path, cli):
     im = _imatrix_for(f32, tmp_path / "imatrix.gguf")
     r = cli("quantize", f32, "-t", "iq2_xxs", "-t", "q2_k_s", "--imatrix", im, "--out-dir", tmp_path, "--json")
     assert r.code == 0, r.err
-    iq2 = read_gguf(tmp_path / f"{f32.stem}-IQ2_XXS.gguf")
+    iq2 = read_gguf(tmp_path / "tiny-IQ2_XXS.gguf")
     assert T(next(t for t in iq2.tensors if t.name == "blk.0.attn_q.weight").ggml_type) == T.IQ2_XXS
     assert iq2.kv["quantize.imatrix.file"] == str(im)
     assert iq2.kv["quantize.imatrix.dataset"] == "synthetic"
     assert iq2.kv["quantize.imatrix.entries_count"] == len([t for t in iq2.tensors if len(t.shape) == 2])
     assert iq2.kv["quantize.imatrix.chunks_count"] == 3
-    assert generate_tokens([tmp_path / f"{f32.stem}-IQ2_XXS.gguf"]) == {str(tmp_path / f"{f32.stem}-IQ2_XXS.gguf"): 4}
+    assert generate_tokens([tmp_path / "tiny-IQ2_XXS.gguf"]) == {str(tmp_path / "tiny-IQ2_XXS.gguf"): 4}
 
 
 def test_imatrix_legacy_format_reads_like_gguf(tmp_path):
@@ -204,10 +204,10 @@ def test_overwrite_refused_then_forced(f32, tmp_path, cli):
 
 
 def test_a_later_existing_target_stops_everything_first(f32, tmp_path, cli):
-    (tmp_path / f"{f32.stem}-Q8_0.gguf").write_bytes(b"x")
+    (tmp_path / "tiny-Q8_0.gguf").write_bytes(b"x")
     r = cli("quantize", f32, "-t", "q4_0", "-t", "q8_0", "--out-dir", tmp_path)
     assert_clean_error(r, 2, "Q8_0.gguf", "exists")
-    assert [p.name for p in tmp_path.iterdir()] == [f"{f32.stem}-Q8_0.gguf"]
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-Q8_0.gguf"]
 
 
 def test_keep_split_names_shards_like_llama_quantize(f32, tmp_path, cli):

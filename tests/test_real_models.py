@@ -129,10 +129,15 @@ def test_gemma_named_template_equals_llama_cpp_python(cli, gemma):
     assert doc["text"] == chat_reference(reference(gemma, "gemma"), [{"role": "user", "content": QUESTION}])
 
 
-def test_chat_on_a_model_without_template_names_the_fallback(cli, gemma):
+def test_chat_on_a_model_without_template_uses_its_own_format(cli, gemma):
+    """Gemma 3's file holds no template: --chat takes the gemma format its vocabulary's markers name (issue
+    26), the very text --template gemma gives, and says so."""
+    doc = json_of(cli("run", gemma, "--chat", "-p", QUESTION, "-n", str(N), *RUN, "--json"))
+    named = json_of(cli("run", gemma, "--template", "gemma", "-p", QUESTION, "-n", str(N), *RUN, "--json"))
+    assert doc["generated_ids"] == named["generated_ids"] and doc["prompt_tokens"] == named["prompt_tokens"]
     r = cli("run", gemma, "--chat", "-p", QUESTION, "-n", "2", *RUN)
     assert r.code == 0, r.err
-    assert "the model has no chat template; using chatml" in r.err
+    assert "the model has no chat template; using gemma (its vocabulary has <start_of_turn>)" in r.err
 
 
 @pytest.mark.parametrize("which", ["smol", "gemma"])

@@ -99,7 +99,8 @@ def test_hostile_model_template_falls_back_in_chat(cli, tmp_path):
                chat_template="{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}")
     r = cli("run", path, "-i", "-n", "4", "--temp", "0", stdin="hello\n")
     assert r.code == 0, r.err
-    assert "warning" in r.err and "__globals__" in r.err and "chatml" in r.err
+    # the sample's LLaMA SentencePiece vocabulary names LLaMA 2's format as the fallback
+    assert "warning" in r.err and "__globals__" in r.err and "using llama2" in r.err
     assert r.out.strip()
     assert not marker.exists()
 

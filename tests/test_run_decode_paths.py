@@ -100,3 +100,88 @@ def test_gpu_offloads_every_layer_and_samples_greedy_in_the_graph(cli, model):
     assert partial.code == 0 and "sampler: greedy\n" in partial.err + "\n"  # output layer on the CPU
     seeded = _json(cli("run", model, *PROMPT, "--seed", "4", "-ngl", "all"))
     assert seeded["generated_tokens"] == 24
+
+
+def test_greedy_pick_is_llama_cpps_first_maximum():
+    """The premise of the greedy shortcut (sampler._argmax_picker): numpy's argmax picks what llama.cpp's
+    greedy sampler picks, ties included (the first maximum); on a NaN they differ, so the shortcut hands a
+    row with a NaN maximum back to llama.cpp's own sampler."""
+    import ctypes
+
+    import llama_cpp as L
+    import numpy as np
+
+    def llama_greedy(row: np.ndarray) -> int:
+        data = (L.llama_token_data * len(row))(*[L.llama_token_data(i, float(v), 0.0) for i, v in enumerate(row)])
+        arr = L.llama_token_data_array(data, len(row), -1, False)
+        greedy = L.llama_sampler_init_greedy()
+        try:
+            L.llama_sampler_apply(greedy, ctypes.byref(arr))
+        finally:
+            L.llama_sampler_free(greedy)
+        return arr.selected
+
+    rng = np.random.default_rng(0)
+    rows = [rng.standard_normal(4096).astype(np.float32) for _ in range(3)]
+    tied = rng.standard_normal(4096).astype(np.float32)
+    tied[[7, 100, 3000]] = tied.max() + 1  # three equal maxima
+    rows += [tied, np.full(64, -np.inf, np.float32), np.zeros(5, np.float32)]
+    for row in rows:
+        assert int(row.argmax()) == llama_greedy(row)
+    nan = rng.standard_normal(64).astype(np.float32)
+    nan[10] = np.nan
+    assert np.isnan(nan[nan.argmax()]) and not np.isnan(nan[llama_greedy(nan)])
+
+
+def test_greedy_shortcut_generates_what_the_native_chain_does(samples):
+    """The same 96 tokens with the shortcut as with llama_sampler_sample over the same greedy chain."""
+    from ggufkit.runtime.generate import stream
+    from ggufkit.runtime.model import load
+    from ggufkit.runtime.params import LoadParams, SamplingParams, StopParams
+    from ggufkit.runtime.sampler import build_sampler
+
+    with load(LoadParams(samples.gguf("q4_k_m"), n_ctx=512, n_threads=1)) as m:
+        runs = []
+        for shortcut in (True, False):
+            with build_sampler(m, SamplingParams(temp=0)) as s:
+                assert s.greedy_only
+                s.greedy_only = shortcut
+                events = list(stream(m, s, m.tokenize("hello the world"), StopParams(max_tokens=96)))
+            runs.append(events[-1])
+    assert runs[0].tokens == runs[1].tokens and len(runs[0].tokens) == 96
+    assert runs[0].text == runs[1].text
+
+
+def test_stop_filter_is_the_naive_search_however_the_text_is_cut():
+    """The incremental check (a held-back tail, a quick reject) shows exactly what a search of all the text
+    so far would: generation stops at the first piece that completes a stop string, and shows the text
+    before the earliest stop string complete by then."""
+    import random
+
+    from ggufkit.runtime.stops import StopFilter
+
+    rng = random.Random(1)
+    for _ in range(400):
+        stops = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(1, 3))]
+        text = "".join(rng.choice("abcd") for _ in range(rng.randint(0, 40)))
+        f, shown, hit, pos, expected = StopFilter(stops), [], False, 0, text
+        while pos < len(text) and not hit:
+            start, pos = pos, pos + rng.randint(1, 5)  # a token's text: one to five characters
+            piece, hit = f.feed(text[start:pos])
+            shown.append(piece)
+            found = [i for i in (text[:pos].find(s) for s in stops) if i >= 0]
+            if found:
+                expected = text[:min(found)]
+            assert hit == bool(found) and len(f._held) < max(map(len, stops)), (stops, text)
+        if not hit:
+            shown.append(f.flush())
+        assert "".join(shown) == expected, (stops, text)
+
+
+@NEEDS_GPU
+def test_greedy_shortcut_over_gpu_logits_picks_what_the_graph_picks(cli, model):
+    """Every layer on the GPU, greedy picked on the CPU by the shortcut (logits copied back) or inside
+    llama.cpp's graph: the same tokens."""
+    shortcut = _json(cli("run", model, *PROMPT, "--temp", "0", "-ngl", "all", "--no-backend-sampling"))
+    in_graph = _json(cli("run", model, *PROMPT, "--temp", "0", "-ngl", "all", "--backend-sampling"))
+    assert shortcut["generated_ids"] == in_graph["generated_ids"] and shortcut["generated_tokens"] == 24

@@ -27,7 +27,7 @@ ONE_AT_A_TIME = "ggufkit: GGUFKIT_ONE_AT_A_TIME is set: loading the models one a
 @pytest.fixture(scope="module")
 def pair(children):
     """The F16 base and its Q4_K_M child, and the names run gives them side by side."""
-    return (models.model_path("smollm2", f16=True), children["Q4_K_M"]["outputs"][0]), ("F16", "F16-Q4_K_M")
+    return (models.model_path("smollm2", f16=True), children["Q4_K_M"]["outputs"][0]), ("F16", "Q4_K_M")
 
 
 def one_at_a_time(*args, stdin: str | None = None) -> Result:
@@ -43,7 +43,7 @@ def test_one_shot_answers_equal_each_models_own_run(cli, pair):
     docs = json_of(cli("run", base, child, "--chat", "-p", QUESTION, *RUN, "--json"))
     alone = [json_of(cli("run", m, "--chat", "-p", QUESTION, *RUN, "--json")) for m in (base, child)]
     assert [d["model"] for d in docs] == [str(base), str(child)]
-    assert [(d["name"], d["file_type"]) for d in docs] == [("F16", "F16"), ("F16-Q4_K_M", "Q4_K_M")]
+    assert [(d["name"], d["file_type"]) for d in docs] == [("F16", "F16"), ("Q4_K_M", "Q4_K_M")]
     assert [d["text"] for d in docs] == [d["text"] for d in alone] and "Tokyo" in docs[0]["text"]
     assert [d["generated_ids"] for d in docs] == [d["generated_ids"] for d in alone]
 
@@ -72,7 +72,7 @@ def test_side_by_side_chat_equals_each_models_own_chat(cli, pair, tmp_path):
         doc = json.loads(saved.read_text())
         assert doc["mode"] == "side-by-side" and doc["models"] == list(names)
         assert [(m["role"], m.get("speaker")) for m in doc["messages"]] == [
-            ("user", None), ("assistant", "F16"), ("assistant", "F16-Q4_K_M")] * 2
+            ("user", None), ("assistant", "F16"), ("assistant", "Q4_K_M")] * 2
 
 
 def test_group_chat_over_two_turns_keeps_the_speakers(cli, pair, tmp_path):
@@ -80,22 +80,22 @@ def test_group_chat_over_two_turns_keeps_the_speakers(cli, pair, tmp_path):
     prompt is longer than the first's); /to asks one; /save keeps who said what and /load brings it back."""
     (base, child), names = pair
     saved, again = tmp_path / "group.json", tmp_path / "again.json"
-    script = [*TURNS, "/to 2 Say hello.", "/to nosuch hello", "/to F16-Q Say hi.", f"/save {saved}", "/reset",
+    script = [*TURNS, "/to 2 Say hello.", "/to nosuch hello", "/to Q4 Say hi.", f"/save {saved}", "/reset",
               f"/load {saved}", f"/save {again}", "/show"]
     r = cli("run", base, child, "-i", "--group", *RUN, "--stats", stdin="\n".join(script) + "\n")
     assert r.code == 0, r.err
     doc = json.loads(saved.read_text())
     assert doc["mode"] == "group" and doc["models"] == list(names)
     said = [(m["role"], m.get("speaker"), m.get("to")) for m in doc["messages"]]
-    assert said == [("user", None, None), ("assistant", "F16", None), ("assistant", "F16-Q4_K_M", None)] * 2 + [
-        ("user", None, "F16-Q4_K_M"), ("assistant", "F16-Q4_K_M", None)] * 2  # by number, by the start of a name
-    assert "no model called 'nosuch' (models: F16, F16-Q4_K_M)" in r.err
+    assert said == [("user", None, None), ("assistant", "F16", None), ("assistant", "Q4_K_M", None)] * 2 + [
+        ("user", None, "Q4_K_M"), ("assistant", "Q4_K_M", None)] * 2  # by number, by the start of a name
+    assert "no model called 'nosuch' (models: F16, Q4_K_M)" in r.err
     alone = json_of(cli("run", base, "--chat", "-p", TURNS[0], *RUN, "--json"))
     assert doc["messages"][1]["content"] == alone["text"]
     prompts = [int(line.split("prompt ")[1].split()[0]) for line in r.err.splitlines() if "| generated" in line]
-    assert len(prompts) == 6 and prompts[1] > prompts[0]  # F16-Q4_K_M was shown the question and F16's reply
+    assert len(prompts) == 6 and prompts[1] > prompts[0]  # Q4_K_M was shown the question and F16's reply
     assert json.loads(again.read_text()) == doc
-    assert "mode:      group, 10 messages" in r.out and "[2: F16-Q4_K_M]" in r.out
+    assert "mode:      group, 10 messages" in r.out and "[2: Q4_K_M]" in r.out
 
 
 def test_a_missing_or_broken_second_model_fails_before_any_loading(cli, pair, samples, tmp_path):
@@ -117,7 +117,7 @@ def test_per_model_settings_and_usage_errors(cli, pair, tmp_path):
     preset.write_text("max_tokens = 2\n")
     docs = json_of(cli("run", f"{base}@chatml", f"{child}@{preset}", "-p", "The capital of France is", *RUN,
                        "--json"))
-    assert [d["name"] for d in docs] == ["F16@chatml", "F16-Q4_K_M@short"]
+    assert [d["name"] for d in docs] == ["F16@chatml", "Q4_K_M@short"]
     assert docs[0]["prompt_tokens"] > docs[1]["prompt_tokens"]  # only the first went through a template
     assert docs[0]["generated_tokens"] > 2 == docs[1]["generated_tokens"] and docs[1]["stop_reason"] == "length"
     assert_clean_error(cli("run", base, "-i", "--group"), 2, "--group", "two models or more")

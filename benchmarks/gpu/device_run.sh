@@ -15,8 +15,10 @@
 #   commands-medium           every model-loading command on the medium sample, -ngl all and on the CPU
 #   eval-medium               eval base + Q2_K child, 16 chunks of 512, -ngl all, against llama-perplexity
 #                             -ngl 99 (--kl-divergence-base, then the child): figures and wall times
-#   imatrix-medium            imatrix -ngl all of the medium sample at F16, 10 chunks of 512: the matrix against
-#                             ggufkit's CPU one and llama-imatrix -ngl 99's, wall time against llama-imatrix's
+#   imatrix-medium            imatrix -ngl all against llama-imatrix -ngl 99 and against ggufkit's CPU matrix
+#   fit-medium                fit of the medium F16 sample (Q8_0, Q4_K_M) -ngl all, nvidia-smi sampled beside it
+#   7b                        the 7B sample (Q4_K_M, made here; SEVEN_B=path reuses one): run -ngl all between
+#                             llama-bench -ngl 99 runs, bench's GPU row, eval -ngl all against llama-perplexity
 # small is the small sample Q4_K_M; medium the ~1B-parameter one (32k vocabulary), whose per-token costs
 # outside the layers weigh as on real models. Results go to $OUT (default build/gpu); summarize.py turns
 # them into summary.json.
@@ -134,10 +136,36 @@ for part in $PARTS; do
       [ -s "$Q" ] || gk quantize "$M" -t q2_k -o "$Q" --allow-requantize -q
       python3 benchmarks/gpu/eval_gpu.py "$B/bin" "$M" "$Q" "$TEXT" "$T" > "$OUT/eval-medium.json" ;;
     imatrix-medium)
-      M=/tmp/medium-f16.gguf; TEXT=/tmp/eval-text.txt; eval_text
-      [ -s "$M" ] || gk sample "$M" -t f16 --size medium > /dev/null
-      python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M" "$TEXT" "$T" > "$OUT/imatrix-medium.json"
-      tail -4 "$OUT/imatrix-medium.json" ;;
+      M=$(sample medium); TEXT=/tmp/eval-text.txt; eval_text
+      python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M" "$TEXT" "$T" 8 > "$OUT/imatrix-medium.json" ;;
+    fit-medium)
+      F=/tmp/medium-f16.gguf; [ -s "$F" ] || gk sample "$F" -t f16 --size medium > /dev/null
+      TEXT=/tmp/eval-text.txt; eval_text
+      nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/fit-smi.csv" &
+      SMI=$!
+      GGUFKIT_CACHE=/tmp/fitgpu gk fit "$F" -t q8_0 -t q4_k_m --ctx 512 --chunks 2 -f "$TEXT" -ngl all --threads "$T" \
+        --json > "$OUT/fit-medium.json" 2> "$OUT/fit-medium.err" || true
+      kill $SMI || true
+      gk run "$F" -ngl all --ctx 512 -p hi -n 8 --verbose-llama 2>&1 | grep -iE "buffer size|offloaded" > "$OUT/fit-llama-buffers.txt" || true ;;
+    7b)
+      M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
+      if [ ! -s "$M7" ]; then
+        t0=$(date +%s); gk sample "$M7" --size 7b -t q4_k_m > /dev/null; echo "sample 7b q4_k_m: $(( $(date +%s) - t0 )) s"
+      fi
+      llama_bench 7b "$M7" 99
+      set +e
+      for i in 1 2 3; do
+        for args in "--temp 0" "--temp 0 --ctx 256"; do
+          # shellcheck disable=SC2086
+          gk run "$M7" -ngl all -p "hello the world" -n 128 -t "$T" --json $args > /tmp/run.json 2> /tmp/run.err &&
+            python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("text"); d.pop("generated_ids");
+print(json.dumps({"model": "7b", "variant": sys.argv[2], **d}))' /tmp/run.json "$args" >> "$OUT/runs.jsonl"
+        done
+      done
+      set -e
+      llama_bench 7b "$M7" 99
+      gk bench "$M7" --gpu on -p 512 -n 128 -r 5 -t "$T" --format json -o "$OUT/bench-7b.json" --force -q > /dev/null
+      python3 benchmarks/gpu/eval_one.py "$B/bin" "$M7" "$TEXT" "$T" 8 > "$OUT/eval-7b.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

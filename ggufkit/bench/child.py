@@ -1,7 +1,8 @@
 """Child-process side of one bench configuration (`python -m ggufkit.bench.child`): load, time, report.
 
 Its own process, started by exec, so load time is a cold llama.cpp load in this interpreter and the
-peak RSS (VmHWM, reset by exec) is this configuration's alone.
+peak RSS (VmHWM, reset by exec) is this configuration's alone. With layers offloaded it also reports the
+device memory the load and the tests took (`gpu.py`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
     from ggufkit.runtime.model import load
     from ggufkit.runtime.params import LoadParams
 
+    from ggufkit.bench import gpu
+
     base = rss_bytes("VmRSS")
+    device = gpu.DeviceMemory() if req["gpu_layers"] else None  # before load: the devices' free memory
     emit({"event": "progress", "stage": "load"})
     tests = [(name, method, n, warm) for name, method, n, warm in
              (("pp", "prompt", req["n_prompt"], None), ("tg", "generate", req["n_gen"], 1)) if n > 0]
@@ -71,6 +75,8 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
                                   on_rep=lambda i, name=name: emit({"event": "progress", "stage": name, "rep": i, "reps": reps}))
             result[name] = {"tokens": n, "n_ctx": model.n_ctx, "samples_ns": speed.samples_ns, "mean": speed.mean,
                             "sd": speed.sd}
+        if device is not None:  # the model still loaded, after the tests: what the devices gave this process
+            result.update(device.used())
     result["peak_rss_bytes"] = rss_bytes()
     return result
 

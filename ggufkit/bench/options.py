@@ -9,7 +9,7 @@ from pathlib import Path
 from ggufkit.choices import Choice
 from ggufkit.errors import BadInputError
 from ggufkit.runtime.settings import ALL_LAYERS, RunSettings, default_threads
-from ggufkit.system import GPU_INSTALL_ADVICE
+from ggufkit.system import GPU_INSTALL_ADVICE, GPU_LAYERS_IGNORED
 
 
 class Switch(Choice):
@@ -48,6 +48,7 @@ class BenchOptions:
     mmap: Switch = Switch.ON
     gpu: GpuRows = GpuRows.AUTO
     gpu_layers: int = ALL_LAYERS  # used by the GPU rows; 0 < N offloads the first N layers
+    gpu_layers_given: bool = False  # -ngl on the command line: a build without a GPU then says it is ignored
     threads: list[int] = field(default_factory=lambda: [default_threads()])
     batch: list[int] = field(default_factory=lambda: [RunSettings.batch])
     ctx: int = 0  # 0 = a context per test sized to it (pp: n_prompt, tg: n_gen), as llama-bench does
@@ -120,6 +121,8 @@ def expand(opts: BenchOptions, gpu_available: bool) -> tuple[list[Config], str |
             raise BadInputError(f"--gpu on: {GPU_INSTALL_ADVICE}")
         gpus = [False]
         notice = f"GPU rows skipped: {GPU_INSTALL_ADVICE}"
+    elif opts.gpu == GpuRows.AUTO and not gpu_available and opts.gpu_layers_given:
+        notice = f"warning: {GPU_LAYERS_IGNORED}"  # as `run -ngl` says it
     mmaps = {Switch.ON: [True], Switch.OFF: [False], Switch.BOTH: [True, False]}[opts.mmap]
     configs = [
         Config(m, opts.gpu_layers if gpu else 0, mmap, t, b)

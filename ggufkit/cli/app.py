@@ -8,7 +8,9 @@ carries its code) for errors; main() prints the one line and exits.
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -22,8 +24,11 @@ from ggufkit import __version__
 from ggufkit.cli import bench as bench_cmd
 from ggufkit.cli import cache as cache_cmd
 from ggufkit.cli import convert as convert_cmd
+from ggufkit.cli import diff as diff_cmd
 from ggufkit.cli import doctor as doctor_cmd
+from ggufkit.cli import edit as edit_cmd
 from ggufkit.cli import eval as eval_cmd
+from ggufkit.cli import fit as fit_cmd
 from ggufkit.cli import imatrix as imatrix_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import models as models_cmd
@@ -31,6 +36,8 @@ from ggufkit.cli import quantize as quantize_cmd
 from ggufkit.cli import rpc_server as rpc_server_cmd
 from ggufkit.cli import run as run_cmd
 from ggufkit.cli import sample as sample_cmd
+from ggufkit.cli import split as split_cmd
+from ggufkit.cli.output import end_stdout_line, track_stdout
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
 
@@ -85,7 +92,7 @@ def unwrap(text: str | None) -> str | None:
 app = typer.Typer(
     name="ggufkit",
     cls=_Group,
-    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run.",
+    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run; split, merge, edit and diff them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -117,10 +124,21 @@ app.command("run")(run_cmd.run)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
+app.command("fit")(fit_cmd.fit)
 app.command("imatrix")(imatrix_cmd.imatrix)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
+app.command("split")(split_cmd.split)
+app.command("merge")(split_cmd.merge)
+app.command("edit")(edit_cmd.edit)
+app.command("diff")(diff_cmd.diff)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")
+
+
+@functools.cache
+def _command() -> click.Command:
+    """The click command tree, built once per process (tests run many command lines in one)."""
+    return typer.main.get_command(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
         os.environ["GGML_NO_BACKTRACE"] = "1"
         debug.quiet_ggml = True
-    command = typer.main.get_command(app)
+    command = _command()
+    track_stdout()  # so that an error line never glues onto text left open on stdout (output.py)
     try:
         code = command.main(args=argv, prog_name="ggufkit", standalone_mode=False, obj=debug)
     except GgufkitError as e:
@@ -137,8 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         _fail("interrupted", EXIT_INTERRUPTED, debug.on)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        _usage(e, command, sys.argv[1:] if argv is None else argv, debug.on)
     except BrokenPipeError:
         sys.stderr.close()  # `ggufkit ... | head` is not an error
         sys.exit(0)
@@ -162,8 +180,41 @@ def _internal(e: Exception, debug: bool) -> None:
     _fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILURE, debug)
 
 
-def _fail(message: str, code: int, debug: bool) -> None:
+def _usage(e: click.ClickException, root: click.Command, argv: list[str], debug: bool) -> None:
+    """click's usage errors as every other error: one line (its suggestion kept), then one hint line."""
+    message = _DID_YOU_MEAN.sub(lambda m: f" (did you mean {m.group(1)}?)", e.format_message()).strip()
+    message = message.rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else _command_path(root, argv)
+    where = path.removeprefix("ggufkit").strip()
+    if isinstance(e, click.UsageError):
+        _fail(f"{where}: {message}" if where else message, e.exit_code, debug,
+              hint=f"see `{path} --help`")
+    _fail(message, e.exit_code, debug)
+
+
+def _command_path(root: click.Command, argv: list[str]) -> str:
+    """`ggufkit run` for `ggufkit run -n` (click raises some usage errors before it knows the command)."""
+    words, command = ["ggufkit"], root
+    for arg in argv:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            if not arg.startswith("-"):
+                break
+            continue
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
+# click's "… 'x'. (Did you mean one of: 'a', 'b'?)" and "… 'x'. Did you mean 'a'?"
+_DID_YOU_MEAN = re.compile(r"\.?\s*\(?Did you mean (?:one of: )?(.*?)\?\)?\s*$")
+
+
+def _fail(message: str, code: int, debug: bool, hint: str | None = None) -> None:
+    end_stdout_line()
     if debug:
         traceback.print_exc()
-    sys.stderr.write(f"ggufkit: error: {message}\n")
+    sys.stderr.write(f"ggufkit: error: {message}\n" + (f"ggufkit: {hint}\n" if hint else ""))
     sys.exit(code)

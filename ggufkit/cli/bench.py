@@ -26,7 +26,7 @@ def bench(
     repetitions: Annotated[int, typer.Option("--repetitions", "-r", help="Timed runs per test, after one warm-up.")] = D.repetitions,
     mmap: Annotated[Switch, typer.Option("--mmap", click_type=ChoiceType(Switch), help="Memory-map the file (both: a row each way).", rich_help_panel=_MATRIX)] = D.mmap,
     gpu: Annotated[GpuRows, typer.Option("--gpu", click_type=ChoiceType(GpuRows), help="Offload to the GPU (auto: on when the build has a GPU backend).", rich_help_panel=_MATRIX)] = D.gpu,
-    gpu_layers: Annotated[str, typer.Option("--gpu-layers", "-ngl", help="Layers the GPU rows offload: N or 'all' (as run).", rich_help_panel=_MATRIX)] = "all",
+    gpu_layers: Annotated[Optional[str], typer.Option("--gpu-layers", "-ngl", help="Layers the GPU rows offload: N or 'all' (as run). Default: all.", show_default=False, rich_help_panel=_MATRIX)] = None,
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Thread counts, e.g. 1,2,4. Default: one per CPU that others leave free (all on an idle machine).", show_default=False, rich_help_panel=_MATRIX)] = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes for prompt processing, e.g. 256,512.", rich_help_panel=_MATRIX)] = str(RunSettings.batch),
     rpc: Annotated[Optional[str], typer.Option("--rpc", help="The offloaded rows run on llama.cpp RPC servers HOST:PORT[,...] (`ggufkit rpc-server`), then local GPUs; --gpu both adds a local CPU row to compare.", show_default=False, rich_help_panel=_MATRIX)] = None,
@@ -56,7 +56,7 @@ def bench(
     fmt = fmt or (BenchFormat.TABLE if sys.stdout.isatty() else BenchFormat.MD)
     opts = BenchOptions(
         models=list(models), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, mmap=mmap, gpu=gpu,
-        gpu_layers=parse_gpu_layers(gpu_layers), threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
+        gpu_layers=parse_gpu_layers(gpu_layers or "all"), gpu_layers_given=gpu_layers is not None, threads=parse_int_list(threads, "--threads") if threads else [default_threads()],
         batch=parse_int_list(batch, "--batch"), ctx=ctx,
         rpc=[p for p in (rpc or "").split(",") if p.strip()], tensor_split=tensor_split,
     ).check()

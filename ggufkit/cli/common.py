@@ -58,3 +58,24 @@ def complete_presets(incomplete: str) -> list[str]:
     except OSError:
         pass
     return names
+
+
+def complete_families(incomplete: str) -> list[str]:
+    """`convert --arch`: the families the legacy readers know."""
+    from ggufkit.families import FAMILIES
+
+    return [n for n in FAMILIES if n.startswith(incomplete)]
+
+
+def complete_sample_families(incomplete: str) -> list[str]:
+    """`sample --family`: the family samples (a family may have several: gpt2 and cerebras, falcon7 and falcon40)."""
+    from ggufkit.samples.families import SAMPLES
+
+    return [n for n in SAMPLES if n.startswith(incomplete)]
+
+
+def complete_models(incomplete: str) -> list[str]:
+    """`models pull NAME`: the real models ggufkit can pull."""
+    from ggufkit.models import MODELS
+
+    return [n for n in MODELS if n.startswith(incomplete)]

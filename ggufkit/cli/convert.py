@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt
-from ggufkit.cli.output import human_bytes, notice, print_json, table
-from ggufkit.errors import EXIT_FAILURE, BadInputError
+from ggufkit.cli.common import ForceOpt, JsonOpt, QuietOpt, complete_families
+from ggufkit.cli.output import human_bytes, notice, print_json
+from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, BadInputError, GgufkitError
 
 
 def convert(
@@ -27,8 +27,11 @@ def convert(
     description: Annotated[Optional[str], typer.Option("--description", help="general.description.")] = None,
     metadata_dir: Annotated[Optional[Path], typer.Option("--metadata-dir", help="A Hugging Face model folder: hparams from config.json, special tokens and chat template from tokenizer_config.json or tokenizer.json.")] = None,
     requantize_to: Annotated[Optional[str], typer.Option("--requantize-to", help="Type for tensors of the removed Q4_2/Q4_3 types (q4_0, q4_1, q5_0, q5_1, q8_0, f16, f32). Default: Q4_2 -> q4_0, Q4_3 -> q4_1.")] = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous: llama, gpt2, starcoder, gptneox, mpt, falcon (gptj, replit, rwkv: inspect only). Default: told from the file.")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference.")] = False,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="The model family, when a file is ambiguous: llama, gpt2, starcoder, gptneox, mpt, falcon (gptj, replit, rwkv: inspect only). Default: told from the file.", autocompletion=complete_families)] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-read the output and compare every tensor with the input: copied blocks byte for byte, repacked ones as dequantized values; prints what it checked and the largest difference. A difference fails the file (exit 1) and writes nothing.")] = False,
+    distinct_names: Annotated[bool, typer.Option("--distinct-names", help="Batch: when inputs would make the same output name (llama-ggml-q4_0.bin and llama-q4_0.bin both make llama-q4_0.gguf), name the later ones NAME-2.gguf, NAME-3.gguf ... Without it such a batch is refused before any work.")] = False,
+    split_max_size: Annotated[Optional[str], typer.Option("--split-max-size", help="Split the output into shards of at most this much tensor data, as `ggufkit split --max-size` (500M = 500 MB, 2G = 2 GB): OUT-00001-of-0000N.gguf ...", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing: show each input's output name, what each tensor would become (copy, repack, requantize), clashing names, and the disk space needed against what is free.")] = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     json_: JsonOpt = False,
@@ -40,70 +43,124 @@ def convert(
     requantized by llama.cpp. A multi-part model (NAME, NAME.1, ...) is read from its first part.
 
     One file converts to -o FILE (default: beside it). Several inputs, or a directory, make a batch into
-    --out-dir: named files that are not legacy models fail, a directory's other files are skipped.
+    --out-dir: named files that are not legacy models fail, a directory's other files are skipped, and
+    so are models of a family llama.cpp cannot run (inspect only). Outputs whose names would clash are
+    found before any work.
 
     Settings the legacy file does not hold come from the flags, else from --metadata-dir's config.json,
     else the defaults; the summary says which. Outputs are written to a temporary file and renamed
-    into place when complete; existing outputs are kept unless --force (a batch skips them).
+    into place when complete; existing outputs are kept unless --force (a batch skips them). Ctrl-C
+    stops at once, writes nothing half-done and says what was finished (exit 130).
     """
-    from ggufkit.converters.batch import convert_batch, expand_inputs, output_name, planned_bytes
-    from ggufkit.converters.engine import ConvertReport, convert_legacy
     from ggufkit.converters.metadata import ConvertOptions
 
-    from ggufkit.cli.progress import byte_bar
+    from ggufkit.cli.split import parse_split_size
 
     options = ConvertOptions(eps, context_length, rope_freq_base, gqa, name, description, metadata_dir, verify,
-                             arch, requantize_to)
+                             arch, requantize_to,
+                             None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"))
+    try:
+        return _convert(inputs, output, out_dir, options, jobs, distinct_names, dry_run, force, quiet, json_)
+    except KeyboardInterrupt:  # while reading the inputs (the conversions report their own interruption)
+        notice("interrupted before any file was converted: nothing written")
+        return EXIT_INTERRUPTED
+
+
+def _convert(inputs: list[Path], output: Path | None, out_dir: Path | None, options, jobs: int, distinct_names: bool,
+             dry_run: bool, force: bool, quiet: bool, json_: bool) -> int:
     batch = out_dir is not None or len(inputs) > 1 or inputs[0].is_dir()
-    if not batch:
-        src = inputs[0]
-        out = output or src.with_name(output_name(src))
-        with byte_bar(planned_bytes(src), src.name, quiet or json_) as progress:
-            report = convert_legacy(src, out, options, force, progress)
-        for w in report.warnings:
-            notice(f"warning: {src}: {w}")
-        if json_:
-            print_json(dataclasses.asdict(report))
-        elif not quiet:
-            m = report.metadata
-            src_of = m["sources"]
-            typer.echo(f"converted {report.input} -> {report.output}")
-            typer.echo(f"  {report.file_type}, {report.tensors} tensors, {human_bytes(report.bytes)} in {report.seconds:.2f} s")
-            base = (f"{m['rope_freq_base']:g} ({src_of['rope_freq_base']})" if m["rope_freq_base"] is not None
-                    else "not set (llama.cpp: 10000)")
-            typer.echo(f"  context_length {m['context_length']} ({src_of['context_length']}), "
-                       f"{m['eps_name']} {m[m['eps_name']]:g} ({src_of['eps']}), rope_freq_base {base}, "
-                       f"head_count_kv {m['head_count_kv']}")
-            typer.echo(f"  {conversion_line(report.conversion)}")
-            if m["tokenizer"]:
-                typer.echo("  tokenizer: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in m["tokenizer"].items()))
-            if report.verified is not None:
-                typer.echo(f"  {verify_line(report.verified)}")
-        return 0
-    if output is not None:
+    if batch and output is not None:
         what = f"{inputs[0]} is a directory" if len(inputs) == 1 else f"{len(inputs)} inputs were given"
         raise BadInputError(f"{what}: -o names one output file; convert several with --out-dir DIR")
-    files, passed = expand_inputs(inputs)
-    from ggufkit.fsutil import check_writable, make_dir
+    if not batch:
+        from ggufkit.names import gguf_name
 
-    target = make_dir(out_dir) if out_dir is not None else Path(".")
-    check_writable(target)
-    pairs = [(f, target / output_name(f)) for f in files]
-    total = sum(planned_bytes(f) for f in files)
-    with byte_bar(total, f"{len(files)} files", quiet or json_) as progress:
-        items = convert_batch(pairs, options, jobs, force, progress)
-    items += [ConvertReport(str(f), "", "skipped", "not a legacy model file (a directory's other files are passed over)")
-              for f in passed]
+        src = inputs[0]
+        pairs, clashes = [(src, _single_output(src, output, gguf_name, dry_run))], []
+    else:
+        from ggufkit.converters.batch import expand_inputs, find_clashes, plan_outputs
+        from ggufkit.fsutil import check_writable, make_dir
+
+        files, passed = expand_inputs(inputs)
+        target = out_dir if out_dir is not None else Path(".")
+        clashes = find_clashes(files, target)
+        pairs = plan_outputs(files, target, distinct_names or dry_run)
+        if not dry_run:
+            check_writable(make_dir(target))
+    if dry_run:
+        return _dry_run(pairs, clashes, options, force, batch, distinct_names, json_)
+    if not batch:
+        return _one(*pairs[0], options, force, quiet, json_)
+    for a, b, out in clashes:
+        notice(f"{b}: its output would be {out.name}, as {a}'s is: writing {dict(pairs)[b].name}")
+    return _batch(pairs, passed, options, jobs, force, quiet, json_)
+
+
+def _one(src: Path, out: Path, options, force: bool, quiet: bool, json_: bool) -> int:
+    from ggufkit.cli.convert_render import summary_lines
+    from ggufkit.cli.progress import byte_bar
+    from ggufkit.converters.batch import failed, planned_bytes
+    from ggufkit.converters.engine import ConvertReport, convert_legacy
+
+    total, done = planned_bytes(src), [0]
+    try:
+        with byte_bar(total, src.name, quiet or json_) as bar:
+            def progress(n: int) -> None:
+                done[0] += n
+                if bar is not None:
+                    bar(n)
+
+            report = convert_legacy(src, out, options, force, progress)
+    except GgufkitError as e:
+        if json_:  # the promised object, then the one error line
+            print_json(dataclasses.asdict(failed(src, out, e)))
+        raise
+    except KeyboardInterrupt:
+        if json_:
+            print_json(dataclasses.asdict(ConvertReport(str(src), str(out), "interrupted", "nothing written")))
+        notice(f"interrupted: {src} -> {out} stopped after {human_bytes(done[0])} of {human_bytes(total)}; "
+               "nothing written")
+        return EXIT_INTERRUPTED
+    for w in report.warnings:
+        notice(f"warning: {src}: {w}")
+    if json_:
+        print_json(dataclasses.asdict(report))
+    elif not quiet:
+        typer.echo("\n".join(summary_lines(report)))
+    return 0
+
+
+def _batch(pairs: list[tuple[Path, Path]], passed: list[Path], options, jobs: int, force: bool, quiet: bool,
+           json_: bool) -> int:
+    from ggufkit.cli.convert_render import batch_table
+    from ggufkit.cli.progress import byte_bar
+    from ggufkit.converters.batch import convert_batch, planned_bytes
+    from ggufkit.converters.engine import ConvertReport
+
+    done: list[ConvertReport] = []
+    interrupted = False
+    try:
+        with byte_bar(sum(planned_bytes(f) for f, _ in pairs), f"{len(pairs)} files", quiet or json_) as progress:
+            convert_batch(pairs, options, jobs, force, progress, on_done=done.append)
+    except KeyboardInterrupt:
+        interrupted = True
+    order = {str(f): k for k, (f, _) in enumerate(pairs)}
+    items = sorted(done, key=lambda i: order[i.input])
+    if not interrupted:
+        items += [ConvertReport(str(f), "", "skipped", "not a legacy model file (a directory's other files are "
+                                "passed over)") for f in passed]
     for i in items:
         for w in i.warnings:
             notice(f"warning: {i.input}: {w}")
     if json_:
         print_json([dataclasses.asdict(i) for i in items])
-    elif not quiet:
-        rows = [[Path(i.input).name, i.file_type or "-", human_bytes(i.bytes) if i.bytes else "-",
-                 f"{i.seconds:.2f}" if i.status == "converted" else "-",
-                 i.status + (f": {i.message}" if i.message else "")] for i in items]
-        typer.echo(table(rows, ["file", "ftype", "size", "seconds", "status"]))
+    elif not quiet and items:
+        typer.echo(batch_table(items, options.verify))
+    if interrupted:
+        stopped = sum(i.status == "interrupted" for i in items)
+        notice(f"interrupted: {len(items) - stopped} of {len(pairs)} files done (listed above); {stopped} stopped "
+               f"mid-way, nothing of them written; {len(pairs) - len(items)} not started")
+        return EXIT_INTERRUPTED
     failed = [i for i in items if i.status == "failed"]
     if failed:
         sys.stderr.write(f"ggufkit: error: {len(failed)} of {len(items)} files failed\n")
@@ -111,20 +168,40 @@ def convert(
     return 0
 
 
-def conversion_line(c: dict) -> str:
-    """What happened to the blocks, e.g. "from GGJT v1: 12 tensors repacked (scales rounded to f16, ...)"."""
-    parts = [f"{c['copied']} copied"] + ([f"{c['repacked']} repacked"] if c["repacked"] else []) + (
-        [f"{c['requantized']} requantized ({', '.join(c['requantized_types'])})"] if c["requantized"] else [])
-    loss = c["loss"]
-    if c["max_scale_change"] is not None:
-        loss += f", largest weight change {c['max_scale_change']:.2e} of its block's largest"
-    joined = f", {c['parts']} parts joined" if c["parts"] > 1 else ""
-    if c.get("permuted"):
-        parts.append(f"{c['permuted']} of them with rows permuted")
-    scores = "" if c["vocab_scores"] == "file" else f"; token scores {c['vocab_scores']}"
-    return f"from {c['source']}{joined}: tensors {', '.join(parts)}; {loss}{scores}"
+def _single_output(src: Path, output: Path | None, name_of, dry_run: bool) -> Path:  # noqa: ANN001
+    """-o FILE (its folder made if missing, as --out-dir's is; not on a dry run), -o DIR (an existing folder:
+    the output goes inside it, named as it would be beside the input), or beside the input."""
+    from ggufkit.fsutil import make_dir
+
+    if output is None:
+        return src.with_name(name_of(src))
+    if output.is_dir():
+        return output / name_of(src)
+    if not dry_run:
+        make_dir(output.parent)
+    return output
 
 
-def verify_line(v: dict) -> str:
-    return (f"verified {v['tensors']} tensors: {v['byte_identical']} byte-identical, {v['compared_as_values']} "
-            f"compared as values ({v['values_compared']} values), largest difference {v['max_abs_diff']:.3g}")
+def _dry_run(pairs: list[tuple[Path, Path]], clashes: list, options, force: bool, batch: bool, distinct: bool,
+             json_: bool) -> int:
+    from ggufkit.cli.convert_render import plan_text
+    from ggufkit.converters.dryrun import dry_run
+
+    plan = dry_run(pairs, options, force, batch, clashes, distinct)
+    if json_:
+        print_json(plan.to_dict())
+    else:
+        typer.echo(plan_text(plan, not batch))
+    if clashes and not distinct:
+        from ggufkit.converters.batch import clash_error
+
+        raise clash_error(clashes)  # the real run's refusal
+    failed = [f for f in plan.files if f.status == "fail"]
+    if failed and not batch:  # the real run's error line and exit code
+        error = GgufkitError(failed[0].message, failed[0].input)
+        error.exit_code = failed[0].exit_code
+        raise error
+    if failed:
+        sys.stderr.write(f"ggufkit: error: {len(failed)} of {len(plan.files)} files would fail\n")
+        return EXIT_FAILURE
+    return 0

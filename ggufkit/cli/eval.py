@@ -10,7 +10,7 @@ import typer
 
 from ggufkit.choices import Choice
 from ggufkit.cli.common import ChoiceType, GpuLayersOpt, JsonOpt, QuietOpt
-from ggufkit.cli.output import notice, print_json, table
+from ggufkit.cli.output import fitted_table, notice, print_json
 from ggufkit.runtime.settings import RunSettings
 
 
@@ -63,7 +63,7 @@ def eval_(
                 bar(done, total)
         result = evaluate(models, body, source, ctx, chunks, load, notice, on_chunk)
     rendered = {
-        EvalFormat.TABLE: lambda: table(report.rows(result), report.HEADER) + "\n" + report.caption(result),
+        EvalFormat.TABLE: lambda: fitted_table(report.rows(result), report.HEADER) + "\n" + report.caption(result),
         EvalFormat.MD: lambda: report.markdown(result),
         EvalFormat.CSV: lambda: report.csv_text(result),
     }

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ggufkit.cli.common import JsonOpt
-from ggufkit.cli.output import human_bytes, human_count, notice, print_json, table
+from ggufkit.cli.output import first_clause, human_bytes, human_count, notice, print_json, short_value, table
 from ggufkit.errors import EXIT_BAD_INPUT, BadInputError, GgufkitError
 from ggufkit.runtime.settings import RunSettings
 
@@ -17,7 +17,7 @@ DEFAULT_CTX = RunSettings.ctx  # the estimate is for the context `run` opens by 
 
 
 def inspect(
-    files: Annotated[list[Path], typer.Argument(help="Model files (GGUF v1-v3, GGML, GGMF, GGJT v1-v3).", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(help="Model files (GGUF v1-v3, GGML, GGMF, GGJT v1-v3), or directories: then one line per model file directly inside (format, family, type, size, whether convert takes it).", show_default=False)],
     json_: JsonOpt = False,
     tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor: name, shape, type, bytes, offset.")] = False,
     kv: Annotated[bool, typer.Option("--kv", help="List every key/value (long arrays shortened).")] = False,
@@ -26,10 +26,16 @@ def inspect(
 ) -> int:
     """Show format, architecture, file type, parameters, hparams, vocabulary, template, tensors and memory.
 
+    An importance matrix (GGUF or .dat) shows its datasets, chunks and per-tensor statistics, as
+    llama-imatrix --show-statistics. A directory lists its model files instead, one line each (--json: a list of path, format, family,
+    file_type, file_size, parameters, converts, convert, error).
+
     Reads headers only (never tensor data) and validates them: a malformed file exits with code 2.
     JSON: one object for one file, a list for several. The memory estimate is weights + an f16 KV cache
     for --ctx tokens + a margin for compute buffers (logits of a 512-token batch + max(64 MiB, 5% of weights)).
     """
+    if any(p.is_dir() for p in files):
+        return _list(files, json_)
     results, failed = [], 0
     for path in files:
         try:
@@ -47,6 +53,21 @@ def inspect(
                 sys.stdout.write("\n")
             sys.stdout.write((_render_imatrix(s) if "entries" in s else _render(s, tensors, kv, template)) + "\n")
     return EXIT_BAD_INPUT if failed else 0
+
+
+def _list(paths: list[Path], json_: bool) -> int:
+    """`inspect DIR`: a line per model file; a file that cannot be read is a line too (and exit code 2)."""
+    from ggufkit.formats.listing import list_models
+
+    listed = list_models(paths)
+    if json_:
+        print_json([m.to_dict() for m in listed])
+    else:
+        rows = [[Path(m.path).name, m.format or "-", m.family or "-", m.file_type or "-", human_bytes(m.file_size),
+                 first_clause(m.convert) if m.error is None
+                 else f"error: {m.error}"] for m in listed]
+        sys.stdout.write(table(rows, ["file", "format", "family", "type", "size", "convert"]) + "\n")
+    return EXIT_BAD_INPUT if any(m.error for m in listed) else 0
 
 
 def _summary(path: Path, ctx: int) -> dict:
@@ -98,7 +119,7 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
         *([("convert", s["convert"])] if s.get("convert") else []),
         ("name", s["name"] or "-"),
         ("file type", s["file_type"] or "-"),
-        ("size", human_bytes(s["file_size"])),
+        ("size", human_bytes(s["file_size"]) + (f" in {len(s['shards'])} shards" if s["shards"] else "")),
         ("parameters", human_count(s["parameters"])),
         ("hparams", hp or "-"),
         ("vocab", f"{s['vocab_size']} tokens ({s['tokenizer'] or 'tokenizer unknown'}){'; ' + special if special else ''}" if s["vocab_size"] else "-"),
@@ -113,19 +134,14 @@ def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> 
             f"KV cache {human_bytes(m['kv_cache_bytes'])} + margin {human_bytes(m['margin_bytes'])})",
         ))
     width = max(len(k) for k, _ in lines) + 1
-    out = "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
+    lines += [("shard" if i else "shards", f"{sh['path']} ({sh['tensors']} tensors, {human_bytes(sh['bytes'])})")
+              for i, sh in enumerate(s["shards"])]
+    out = "\n".join(f"{k + ':' if k != 'shard' else '':<{width}} {v}" for k, v in lines)
     if show_template and tmpl:
         out += "\n\nchat template:\n" + tmpl
     if show_kv:
-        out += "\n\n" + table([[k, _short(v)] for k, v in s["kv"].items()], ["key", "value"])
+        out += "\n\n" + table([[k, short_value(v)] for k, v in s["kv"].items()], ["key", "value"])
     if show_tensors:
         rows = [[t["name"], "x".join(map(str, t["shape"])), t["type"], t["bytes"], t["offset"]] for t in s["tensors"]]
         out += "\n\n" + table(rows, ["name", "shape", "type", "bytes", "offset"])
     return out
-
-
-def _short(v: object) -> str:
-    if isinstance(v, dict) and "length" in v:
-        return f"[{v['length']} items] {v['head']}..."
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 120 else text[:117] + "..."

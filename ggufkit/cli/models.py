@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ggufkit.cli.common import JsonOpt, QuietOpt
+from ggufkit.cli.common import JsonOpt, QuietOpt, complete_models
 from ggufkit.cli.output import human_bytes, notice, print_json, table
 
 
@@ -34,7 +34,7 @@ def list_(json_: JsonOpt = False) -> None:
 
 @app.command("pull")
 def pull(
-    names: Annotated[list[str], typer.Argument(help="smollm2, gemma3-270m (see `ggufkit models list`).", show_default=False)],
+    names: Annotated[list[str], typer.Argument(help="smollm2, gemma3-270m (see `ggufkit models list`).", show_default=False, autocompletion=complete_models)],
     f16: Annotated[bool, typer.Option("--f16", help="Also make the F16 base (smollm2: its Q4_1 weights written as F16 by llama.cpp's quantizer), for quantize and eval.")] = False,
     quiet: QuietOpt = False,
 ) -> None:

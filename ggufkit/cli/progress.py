@@ -21,13 +21,14 @@ def byte_bar(total: int, desc: str, quiet: bool) -> Iterator[Callable[[int], Non
 
 @contextmanager
 def count_bar(total: int, desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A bar over `total` steps; the callback takes (done, total)."""
+    """A bar over `total` steps; the callback takes (done, total). Unit "B": bytes, shown as KiB, MiB, ..."""
     if quiet or not sys.stderr.isatty():
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total or None, desc=desc, unit=unit, leave=False) as bar:
+    scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
+    with tqdm(total=total or None, desc=desc, unit=unit, leave=False, **scale) as bar:
         def step(done: int, of: int) -> None:
             bar.total = of  # known only once the work has measured itself (e.g. chunks of a tokenized text)
             bar.update(done - bar.n)

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ggufkit.cli.common import ForceOpt, GpuLayersOpt, JsonOpt, QuietOpt, complete_quant_types
-from ggufkit.cli.output import human_bytes, notice, print_json, table
+from ggufkit.cli.output import fitted_table, human_bytes, notice, print_json
+from ggufkit.errors import EXIT_INTERRUPTED
 from ggufkit.quantize.job import QuantizeJob, run_job
 from ggufkit.runtime.settings import RunSettings
 
@@ -35,6 +36,7 @@ def quantize(
     override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
+    split_max_size: Annotated[Optional[str], typer.Option("--split-max-size", help="Split each output into shards of at most this much tensor data, as `ggufkit split --max-size` (500M = 500 MB, 2G = 2 GB): OUT-00001-of-0000N.gguf ...", show_default=False, rich_help_panel=_ADV)] = None,
     eval_text: Annotated[Optional[Path], typer.Option("--eval", help="After quantizing, score every output against the input on this text file ('default': the text `ggufkit eval` uses without -f) and add PPL, KLD and top-token agreement to the report.", show_default=False)] = None,
     eval_chunks: Annotated[Optional[int], typer.Option("--eval-chunks", help="With --eval: stop after this many chunks of 512 tokens.", show_default=False)] = None,
     gpu_layers: GpuLayersOpt = str(RunSettings.gpu_layers),
@@ -50,19 +52,27 @@ def quantize(
     if list_:
         _print_types(json_)
         return 0
+    from ggufkit.cli.split import parse_split_size
+
     job = QuantizeJob(
         model, types or [], output, out_dir, force, threads=threads, allow_requantize=allow_requantize,
         leave_output_tensor=leave_output_tensor, pure=pure, output_tensor_type=output_tensor_type,
         token_embedding_type=token_embedding_type, tensor_types=tensor_type or [], imatrix=imatrix,
         imatrix_text=imatrix_text, imatrix_chunks=imatrix_chunks, gpu_layers=gpu_layers,
         kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
+        split_max_size=None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"),
     )
     from ggufkit.cli.progress import chunk_bar
 
     bars = _Bars() if not quiet and sys.stderr.isatty() else None
+    done: list = []
     try:
         with chunk_bar("imatrix", quiet or json_) as imatrix_bar:
-            reports = run_job(job, bars.update if bars else None, None if quiet else notice, imatrix_bar)
+            reports = run_job(job, bars.update if bars else None, None if quiet else notice, done.append, imatrix_bar)
+    except KeyboardInterrupt:  # the llama.cpp child is killed, the output in progress never named
+        if bars:
+            bars.close()
+        return _interrupted(done, types or [], json_, quiet)
     finally:
         if bars:
             bars.close()
@@ -83,6 +93,25 @@ def quantize(
     elif not quiet:
         _print_reports(reports)
     return 0
+
+
+def _interrupted(done: list, types: list[str], json_: bool, quiet: bool) -> int:
+    """Ctrl-C: what was finished (its table or JSON), and one line."""
+    from ggufkit.errors import GgufkitError
+    from ggufkit.quantize.quant_types import quant_type
+
+    try:
+        n_types = len({quant_type(t).name for t in types})  # q4_k and q4_k_m are one
+    except GgufkitError:  # interrupted before the types were checked
+        n_types = len(set(types))
+    if json_:
+        print_json([r.to_dict() for r in done])
+    elif done and not quiet:
+        _print_reports(done)
+    finished = ", ".join(r.type for r in done) or "none"
+    notice(f"interrupted: {len(done)} of {n_types} types done ({finished}); the one in progress was stopped, "
+           "nothing of it written")
+    return EXIT_INTERRUPTED
 
 
 class _Bars:
@@ -118,14 +147,15 @@ def _print_types(json_: bool) -> None:
     if json_:
         print_json(rows)
         return
-    sys.stdout.write(table(
+    sys.stdout.write(fitted_table(
         [[r["name"].lower(), (r["main_type"] or "-").lower(),
           "-" if r["bits_per_weight"] is None else f"{r['bits_per_weight']:.2f}",
           "yes" if r["needs_imatrix"] else "", r["description"]] for r in rows],
         ["type", "main", "main bpw", "imatrix", "description"]) + "\n")
-    sys.stdout.write("\nmain bpw: bits per weight of the main type, which most tensors get. Mixes (k-quant *_S/_M/_L,\n"
-                     "the i-quant mixes) give some tensors other types, so a file's overall figure differs; the\n"
-                     "descriptions' \"overall\" figures are llama-quantize's for those mixes.\n")
+    sys.stdout.write("\nmain bpw: bits per weight of the main type, which most tensors get. Mixes\n"
+                     "(k-quant *_S/_M/_L, the i-quant mixes) give some tensors other types, so a\n"
+                     "file's overall figure differs; the descriptions' \"overall\" figures are\n"
+                     "llama-quantize's for those mixes.\n")
     sys.stdout.write("aliases: " + ", ".join(f"{a.lower()} = {t.lower()}" for a, t in ALIASES.items()) + "\n")
 
 
@@ -142,7 +172,7 @@ def _print_reports(reports: list) -> None:
     header = ["type", "output", "size", "bpw", "smaller", "seconds", "tensors"]
     if any(r.quality for r in reports):
         header += ["PPL", "mean KLD", "same top"]
-    sys.stdout.write(table(rows, header) + "\n")
+    sys.stdout.write(fitted_table(rows, header) + "\n")
     q = next((r.quality for r in reports if r.quality), None)
     if q:
         sys.stdout.write(f"input PPL {q['base_ppl']:.4f}; quality over {q['chunks']} chunks of {q['ctx']} tokens "

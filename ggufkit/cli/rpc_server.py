@@ -11,6 +11,7 @@ import typer
 
 from ggufkit.cli.output import notice
 from ggufkit.runtime.rpc import DEFAULT_PORT
+from ggufkit.units import plural
 
 
 def rpc_server(
@@ -35,7 +36,8 @@ def rpc_server(
     if p.exposed:
         banner = "!" * 72
         notice(f"{banner}\n{EXPOSED_WARNING.format(host=p.endpoint.host, port=p.endpoint.port)}\n{banner}")
-    notice(f"rpc-server: listening on {p.endpoint}, serving {len(p.devices)} device(s), {p.threads} thread(s)"
+    notice(f"rpc-server: listening on {p.endpoint}, serving {plural(len(p.devices), 'device')}, "
+           f"{plural(p.threads, 'thread')}"
            f"{f', cache {p.cache_dir}' if p.cache_dir else ''}:")
     for d in p.devices:
         notice(f"  {d.describe()}")

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ggufkit.cli.common import JsonOpt, complete_presets, complete_templates
-from ggufkit.cli.output import notice, print_json, result_json, stats_line
-from ggufkit.errors import BadInputError
+from ggufkit.cli.output import TextStream, end_stdout_line, notice, print_json, result_json, stats_line
+from ggufkit.errors import BadInputError, Interrupted
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES
 from ggufkit.runtime.settings import RunSettings
+from ggufkit.units import plural
 
 if TYPE_CHECKING:
     from ggufkit.runtime.generate import DoneEvent
@@ -126,6 +127,7 @@ def run(
     model = model[0]  # one model: `run` as it always was
     prepared = prepare_model(model, notice)
     abort.install(model)
+    abort.add_last_words(end_stdout_line)  # first: the error line must not glue onto generated text
     if verbose_llama:
         llama_log.echo_to(lambda line: sys.stderr.write(line + "\n"))
     stats = stats or verbose
@@ -151,27 +153,30 @@ def run(
 
 
 def _one_shot(session: Run, text: str, json_out: bool, stats: bool, verbose: bool) -> None:
+    from ggufkit.cli.interrupts import CtrlC
     from ggufkit.runtime.generate import StopReason, TokenEvent
 
-    out = sys.stdout
+    out = TextStream()
     done: DoneEvent | None = None
-    for ev in session.one_shot(text, on_sampler=(lambda d: notice("sampler: " + d)) if verbose else None):
-        if type(ev) is TokenEvent:
-            if ev.text and not json_out:
-                out.write(ev.text)
-                out.flush()
-        else:
-            done = ev
+    on_sampler = (lambda d: notice("sampler: " + d)) if verbose else None
+    with CtrlC() as ctrl_c:
+        for ev in session.one_shot(text, on_sampler, ctrl_c.cancel):
+            if type(ev) is TokenEvent:
+                if not json_out:
+                    out.write(ev.text)
+            else:
+                done = ev
     assert done is not None
+    out.end()
     m = session.model
     if json_out:
         print_json(result_json(done, m.load_ms, m.warmup_ms))
-    elif done.text and not done.text.endswith("\n"):  # also in a pipe: with 2>&1 the stats line starts its own line
-        out.write("\n")
     if stats:
         notice(stats_line(done, m.load_ms))
     if done.stop_reason is StopReason.CONTEXT:
         notice("warning: generation stopped: the context is full (use a larger --ctx)")
+    elif done.stop_reason is StopReason.INTERRUPTED:
+        raise Interrupted(f"interrupted after {plural(done.n_generated, 'generated token')}")
 
 
 def _rescue(chat: Any) -> str | None:

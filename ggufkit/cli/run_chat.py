@@ -8,17 +8,18 @@ stdout; notices and errors go to stderr.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
-from ggufkit.cli.output import notice, stats_line
-from ggufkit.errors import GgufkitError
+from ggufkit.cli.interrupts import CtrlC
+from ggufkit.cli.output import TextStream, notice, stats_line
+from ggufkit.errors import GgufkitError, Interrupted
 from ggufkit.runtime.chat import ChatSession, TurnsDropped
 from ggufkit.runtime.generate import DoneEvent, StopReason, TokenEvent
 from ggufkit.runtime.params import SAMPLING_KEYS
+from ggufkit.runtime.settings import DEFAULT_SEED
+from ggufkit.units import plural
 
 PROMPT = ">>> "
 HELP = """\
@@ -35,28 +36,6 @@ Ctrl-C stops the reply being written; the chat goes on.""".format(
                          subsequent_indent=" " * 20).lstrip())
 
 
-class _Interrupts:
-    """Ctrl-C while a reply streams only stops that reply; at the prompt it behaves as usual."""
-
-    def __init__(self) -> None:
-        self.cancel = threading.Event()
-        self.generating = False
-        self._old = signal.getsignal(signal.SIGINT)
-
-    def __enter__(self) -> _Interrupts:
-        signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
-
-    def _handle(self, signum, frame) -> None:  # noqa: ANN001
-        if self.generating:
-            self.cancel.set()
-        else:
-            raise KeyboardInterrupt
-
-
 def chat_loop(session: ChatSession, first: str | None, *, stats: bool) -> None:
     """Turns from stdin until /exit or end of input; `first` (from -p) is answered first. Closes `session`."""
     tty = sys.stdin.isatty()
@@ -68,9 +47,9 @@ def chat_loop(session: ChatSession, first: str | None, *, stats: bool) -> None:
         notice(f"chatting with {session.model.params.path.name} (template {session.template.name}); "
                "/help for commands, Ctrl-D or /exit to end")
     try:
-        with _Interrupts() as irq:
+        with CtrlC(armed=False) as irq:
             if first:
-                _reply(session, first, irq, stats)
+                _reply(session, first, irq, stats, tty)
             while True:
                 line = _read_line(tty)
                 if line is None:
@@ -85,7 +64,9 @@ def chat_loop(session: ChatSession, first: str | None, *, stats: bool) -> None:
                         notice(f"error: {e}")
                     continue
                 try:
-                    _reply(session, line, irq, stats)
+                    _reply(session, line, irq, stats, tty)
+                except Interrupted:
+                    raise
                 except GgufkitError as e:
                     notice(f"error: {e}")
     finally:
@@ -110,33 +91,36 @@ def _read_line(tty: bool) -> str | None:
             notice("(Ctrl-D or /exit ends the chat)")
 
 
-def _reply(session: ChatSession, text: str, irq: _Interrupts, stats: bool) -> None:
-    out = sys.stdout
+def _reply(session: ChatSession, text: str, irq: CtrlC, stats: bool, tty: bool) -> None:
+    """Stream one reply. Ctrl-C stops it; on a terminal the chat goes on, with stdin not a terminal (a
+    script feeding turns) it ends the chat: Interrupted, after the reply so far and its stats."""
+    out = TextStream()
     irq.cancel.clear()
-    irq.generating = True
+    irq.armed = True
     done: DoneEvent | None = None
     try:
         for ev in session.send(text, irq.cancel):
             if type(ev) is TokenEvent:
-                if ev.text:
-                    out.write(ev.text)
-                    out.flush()
+                out.write(ev.text)
             elif isinstance(ev, TurnsDropped):
-                notice(f"context full: dropped the {ev.count} oldest exchange{'s' if ev.count > 1 else ''}")
+                what = "the oldest exchange" if ev.count == 1 else f"the {ev.count} oldest exchanges"
+                notice(f"context full: dropped {what}")
             elif isinstance(ev, DoneEvent):
                 done = ev
     finally:
-        irq.generating = False
+        irq.armed = False
     out.write("\n")
-    out.flush()
+    out.end()
     if done is None:
         return
-    if done.stop_reason is StopReason.INTERRUPTED:
+    if done.stop_reason is StopReason.INTERRUPTED and tty:
         notice("(reply stopped)")
     elif done.stop_reason is StopReason.CONTEXT:
         notice("context full: reply cut short; the oldest turns go next time")
     if stats:
         notice(stats_line(done))
+    if done.stop_reason is StopReason.INTERRUPTED and not tty:
+        raise Interrupted(f"interrupted after {plural(done.n_generated, 'generated token')} of a reply")
 
 
 def _command(session: ChatSession, line: str, tty: bool) -> bool:
@@ -168,13 +152,13 @@ def _command(session: ChatSession, line: str, tty: bool) -> bool:
             notice("usage: /save FILE")
         else:
             session.save(Path(arg).expanduser())
-            notice(f"saved {len(session.messages)} messages to {arg}")
+            notice(f"saved {plural(len(session.messages), 'message')} to {arg}")
     elif name == "/load":
         if not arg:
             notice("usage: /load FILE")
         else:
             session.load(Path(arg).expanduser())
-            notice(f"loaded {len(session.messages)} messages from {arg}")
+            notice(f"loaded {plural(len(session.messages), 'message')} from {arg}")
     else:
         notice(f"unknown command {name} (/help lists them)")
     out.flush()
@@ -184,14 +168,19 @@ def _command(session: ChatSession, line: str, tty: bool) -> bool:
 def _show(session: ChatSession) -> str:
     s = session.sampling.to_dict()
     s.pop("grammar", None)
-    lines = [
-        f"model:     {session.model.params.path}",
-        f"template:  {session.template.name}",
-        f"system:    {json.dumps(session.system) if session.system else '-'}",
-        f"context:   {len(session.kv)} of {session.model.n_ctx} tokens in use, {len(session.messages)} messages",
-        f"max_tokens: {session.stop.max_tokens}",
-        "sampling:  " + " ".join(f"{k}={v}" for k, v in s.items()),
+    if s.get("seed") == DEFAULT_SEED:
+        s["seed"] = "random"  # llama.cpp's LLAMA_DEFAULT_SEED: a new seed each run
+    rows = [
+        ("model", str(session.model.params.path)),
+        ("template", session.template.name),
+        ("system", json.dumps(session.system) if session.system else "-"),
+        ("context", f"{len(session.kv)} of {session.model.n_ctx} tokens in use, "
+                    f"{plural(len(session.messages), 'message')}"),
+        ("max_tokens", "-1 (until the end of the text or a full context)" if session.stop.max_tokens < 0
+         else str(session.stop.max_tokens)),
+        ("sampling", " ".join(f"{k}={v}" for k, v in s.items())),
     ]
     if session.sampling.grammar is not None:
-        lines.append("grammar:   set")
-    return "\n".join(lines)
+        rows.append(("grammar", "set"))
+    width = max(len(k) for k, _ in rows) + 2
+    return "\n".join(f"{k + ':':<{width}}{v}" for k, v in rows)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 
 from ggufkit.cli.output import notice, stats_line
-from ggufkit.cli.run_chat import HELP, _Interrupts, _read_line, _show
+from ggufkit.cli.interrupts import CtrlC
+from ggufkit.cli.run_chat import HELP, _read_line, _show
 from ggufkit.cli.run_chat import _command as _session_command
 from ggufkit.errors import GgufkitError
 from ggufkit.runtime.chat import TurnsDropped
 from ggufkit.runtime.generate import DoneEvent, StopReason, TokenEvent
 from ggufkit.runtime.group import Failed, Member, Speaking
 from ggufkit.runtime.group_chat import GroupChat
+from ggufkit.units import plural
 
 GROUP_HELP = HELP + """
 /to NAME TEXT       only NAME answers (its number, its name or the start of it)
@@ -34,7 +36,7 @@ def group_chat_loop(chat: GroupChat, first: str | None, *, stats: bool) -> None:
         who = ", ".join(f"{m.number}: {m.name} ({m.template.name if m.template else '-'})" for m in chat.members)
         notice(f"chatting {chat.mode} with {who}; /help for commands, Ctrl-D or /exit to end")
     try:
-        with _Interrupts() as irq:
+        with CtrlC(armed=False) as irq:
             if first:
                 _turn(chat, first, None, irq, stats)
             while (line := _read_line(tty)) is not None:
@@ -73,9 +75,9 @@ class _Reply:
             self.started = False
 
 
-def _turn(chat: GroupChat, text: str, to: Member | None, irq: _Interrupts, stats: bool) -> None:
+def _turn(chat: GroupChat, text: str, to: Member | None, irq: CtrlC, stats: bool) -> None:
     irq.cancel.clear()
-    irq.generating = True
+    irq.armed = True
     reply: _Reply | None = None
     try:
         for ev in chat.send(text, to, irq.cancel):
@@ -96,7 +98,7 @@ def _turn(chat: GroupChat, text: str, to: Member | None, irq: _Interrupts, stats
                     reply.end()
                 notice(f"error: {ev.member.name}: {ev.error}")
     finally:
-        irq.generating = False
+        irq.armed = False
         if reply is not None:
             reply.end()
 
@@ -110,7 +112,7 @@ def _after(m: Member, done: DoneEvent, stats: bool) -> None:
         notice(f"{m.name}: {stats_line(done)}")
 
 
-def _command(chat: GroupChat, line: str, irq: _Interrupts, stats: bool) -> bool:
+def _command(chat: GroupChat, line: str, irq: CtrlC, stats: bool) -> bool:
     """Run one slash command; False ends the chat. The commands of a one-model chat are run_chat's: a
     GroupChat does what they ask of a session (reset, set_system, set_param, save, load) for every model."""
     name, _, arg = line.partition(" ")
@@ -126,7 +128,7 @@ def _command(chat: GroupChat, line: str, irq: _Interrupts, stats: bool) -> bool:
             _turn(chat, text.strip(), chat.find(who), irq, stats)
     elif name == "/show":
         loading = "together" if chat.ensemble.together else "one at a time"
-        out.write(f"mode:      {chat.mode}, {len(chat.entries)} messages; models loaded {loading}\n")
+        out.write(f"mode:      {chat.mode}, {plural(len(chat.entries), 'message')}; models loaded {loading}\n")
         for m in chat.members:
             assert m.chat is not None
             out.write(f"[{m.number}: {m.name}]\n{_show(m.chat)}\n")

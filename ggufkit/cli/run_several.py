@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def run_several(specs: list[Path], settings: RunSettings, text: str | None, *, interactive: bool, group: bool,
                 json_out: bool, stats: bool, verbose: bool, verbose_llama: bool) -> int:
+    from ggufkit.cli.output import end_stdout_line
     from ggufkit.runtime import abort, llama_log, memory_plan
     from ggufkit.runtime.group import Ensemble, prepare_members
 
@@ -28,6 +29,7 @@ def run_several(specs: list[Path], settings: RunSettings, text: str | None, *, i
         notice(f"memory: about {_size(plan.ram_need)} of RAM needed, {_size(plan.ram_free)} free"
                + (f"; {_size(plan.gpu_need)} of GPU memory, {_size(plan.gpu_free)} free" if plan.gpu_free else ""))
     abort.install(members[0].prepared.source)  # then each member's path while it loads and speaks
+    abort.add_last_words(end_stdout_line)  # first: the error line must not glue onto generated text
     if verbose_llama:
         llama_log.echo_to(lambda line: sys.stderr.write(line + "\n"))
     with Ensemble(members, plan.together, on_load=lambda m: _loaded(m, verbose)) as ensemble:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,11 @@ class Entry:
         """The input's name as far as the entry's name keeps it (`tiny-<key>.gguf` -> `tiny`)."""
         return self.path.name[: -len(_SUFFIX)].rsplit("-", 1)[0]
 
+    @property
+    def key(self) -> str:
+        """The content key (`tiny-<key>.gguf` -> `<key>`)."""
+        return self.path.name[: -len(_SUFFIX)].rsplit("-", 1)[-1]
+
 
 def entries(folder: Path | None = None) -> list[Entry]:
     """The cache's conversions, least recently used first."""
@@ -127,6 +133,37 @@ def clear(folder: Path | None = None) -> list[Entry]:
     for part in folder.glob(".*.part") if folder.is_dir() else ():
         part.unlink(missing_ok=True)
     return listed
+
+
+MIN_KEY_PREFIX = 4
+
+
+def remove(what: str, folder: Path | None = None) -> list[Entry]:
+    """Remove the entries `what` names: a source name (`tiny`: every conversion of files so named), a key or
+    its first MIN_KEY_PREFIX+ hex digits (as `cache list` shows them), or an entry's file name. Raises
+    BadInputError if it names none, or if a key prefix is ambiguous."""
+    listed = entries(folder)
+    chosen = [e for e in listed if what in (e.source_name, e.path.name)]
+    if not chosen and len(what) >= MIN_KEY_PREFIX and all(c in "0123456789abcdef" for c in what.lower()):
+        chosen = [e for e in listed if e.key.startswith(what.lower())]
+        if len(chosen) > 1:
+            raise BadInputError(f"key prefix {what!r} is ambiguous: {len(chosen)} entries start with it; give more "
+                                "of the key")
+    if not chosen:
+        raise BadInputError(f"no cached conversion is named {what!r} (a source name, a key or a key's first "
+                            f"{MIN_KEY_PREFIX}+ digits, or a file name: see `ggufkit cache list`)")
+    for e in chosen:
+        e.path.unlink(missing_ok=True)
+    return chosen
+
+
+def prune(older_than: float, folder: Path | None = None, now: float | None = None) -> list[Entry]:
+    """Remove the entries not used for more than `older_than` seconds (a use marks an entry's mtime)."""
+    limit = (time.time() if now is None else now) - older_than
+    old = [e for e in entries(folder) if e.last_used < limit]
+    for e in old:
+        e.path.unlink(missing_ok=True)
+    return old
 
 
 def convert_checked(src: Path, out: Path, on_notice: NoticeFn | None = None) -> tuple[GgufFile, str]:

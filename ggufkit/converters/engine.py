@@ -3,13 +3,13 @@
 Each tensor gets one plan: copy (today's blocks: bytes unchanged, copied in the kernel), repack (an older
 block layout rearranged into today's: nibble order and/or f32 -> f16 scales), or requantize (a removed
 type, dequantized and quantized again by llama.cpp). gguf-py's GGUFWriter writes the header, key/values
-and tensor table; the data section is streamed here a chunk of rows at a time, so memory stays flat
-whatever the model size.
+and tensor table; the data section is written by datapath.py, a slice of rows at a time by a few
+workers, so memory stays flat and the disk sets the pace whatever the model size.
 """
 
 from __future__ import annotations
 
-import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,23 +18,21 @@ from typing import Any
 
 import gguf
 import numpy as np
-from gguf.constants import GGUF_DEFAULT_ALIGNMENT, Keys
+from gguf.constants import Keys
 
 from ggufkit.converters import requantize
 from ggufkit.converters.tokenizer import add_vocab
-from ggufkit.converters.copy import copy_range
+from ggufkit.converters.datapath import write_data
 from ggufkit.converters.metadata import ConvertOptions, Resolved, resolve
 from ggufkit.errors import BadInputError
 from ggufkit.families.base import Geometry
-from ggufkit.formats.detect import sniff
 from ggufkit.formats.ggml_types import LEGACY_FTYPES, TensorInfo, ftype_name
-from ggufkit.formats.legacy import LegacyModel, read_legacy
+from ggufkit.formats.legacy import LegacyModel, not_that_family, read_legacy
 from ggufkit.formats.legacy import blocks
 from ggufkit.formats.legacy.parts import RowReader
-from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.fsutil import atomic_output, check_output, check_split_outputs
 
 ProgressFn = Callable[[int], None]  # called with the number of input bytes just converted
-CHUNK_BYTES = 16 << 20  # rows read, repacked and written at a time
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,18 @@ class TensorPlan:
     out_nbytes: int
     action: str  # "copy" | "repack" | "requantize"
     rows: np.ndarray | None = None  # source row of each output row (a fused tensor llama.cpp lays out otherwise)
+
+
+class Cancelled(Exception):
+    """A batch was interrupted: the conversion stopped between two chunks, and its output was not written."""
+
+
+class NotConvertible(BadInputError):
+    """A legacy model of a family current llama.cpp cannot run (`inspect` only): a batch skips it."""
+
+    def __init__(self, model: LegacyModel):
+        super().__init__(f"{model.family.name} ({model.label}): cannot convert: {model.family.why_not}", model.path)
+        self.why = model.family.why_not or ""
 
 
 @dataclass
@@ -65,17 +75,25 @@ class ConvertReport:
     conversion: dict[str, Any] = field(default_factory=dict)  # source format, what happened to the blocks, loss
     verified: dict[str, Any] | None = None  # --verify: what was compared and the largest difference
     warnings: list[str] = field(default_factory=list)  # e.g. an unknown file type in the header
+    shards: list[str] = field(default_factory=list)  # --split-max-size: every file written (output is the first)
+
+
+def default_name(src: Path) -> str:
+    """general.name of a conversion without --name: the input's file name up to its first dot."""
+    return src.name.split(".")[0]
 
 
 def open_convertible(src: Path, options: ConvertOptions | None = None) -> tuple[LegacyModel, Geometry]:
-    """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise."""
-    if sniff(src) == "gguf":
-        raise BadInputError("already a GGUF file: nothing to convert", src)
-    forced = options is not None and options.family is not None
-    m = read_legacy(src, options.family if options else None)
+    """Read and validate a legacy file that `convert` can turn into GGUF, with one clear error otherwise
+    (the reader itself says so of a GGUF file: the file is not sniffed first)."""
+    family = options.family if options is not None else None
+    m = read_legacy(src, family)
     if m.family.arch is None:
-        raise BadInputError(f"{m.family.name} ({m.label}): cannot convert: {m.family.why_not}", src)
-    return m, m.family.geometry(m, {"gqa": options.gqa if options else None, "forced": forced})
+        raise NotConvertible(m)
+    try:
+        return m, m.family.geometry(m, {"gqa": options.gqa if options else None, "forced": family is not None})
+    except BadInputError as e:
+        raise (None if family is None else not_that_family(src, family, "the tensors are")) or e from None
 
 
 def plan(m: LegacyModel, geo: Geometry, target: int | None = None) -> list[TensorPlan]:
@@ -93,47 +111,101 @@ def plan(m: LegacyModel, geo: Geometry, target: int | None = None) -> list[Tenso
     return plans
 
 
-def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, force: bool = False,
-                   on_progress: ProgressFn | None = None, opened: tuple[LegacyModel, Geometry] | None = None
-                   ) -> ConvertReport:
-    options = options or ConvertOptions()
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked and planned before a byte is written (`convert --dry-run` stops here)."""
+
+    model: LegacyModel
+    geometry: Geometry
+    meta: Resolved
+    plans: list[TensorPlan]
+    n_head_kv: int
+
+
+def prepare(src: Path, out: Path, options: ConvertOptions, force: bool = False,
+            opened: tuple[LegacyModel, Geometry] | None = None, check_out: bool = True) -> Prepared:
     m, geo = opened or open_convertible(src, options)
     meta = resolve(options, m.family.defaults, m.family.config_keys, geo.from_file)
-    n_head_kv = geo.kv.get(Keys.Attention.HEAD_COUNT_KV)
+    # families without grouped-query attention write no head_count_kv: llama.cpp then uses head_count
+    n_head_kv = geo.kv.get(Keys.Attention.HEAD_COUNT_KV, geo.kv.get(Keys.Attention.HEAD_COUNT))
     if meta.n_head_kv is not None and options.gqa is None and meta.n_head_kv != n_head_kv:
         raise BadInputError(f"config.json says {meta.n_head_kv} KV heads, the K projection holds {n_head_kv}", src)
     plans = plan(m, geo, requantize.target(options.requantize_to))
-    conversion = _conversion_summary(m, plans)
-    check_output(out, [src, *(Path(p.path) for p in m.parts)], force)
+    if check_out and options.split_max_size is None:
+        check_output(out, [src, *(Path(p.path) for p in m.parts)], force)
+    elif check_out:
+        check_split_outputs(out, force)
+    return Prepared(m, geo, meta, plans, int(n_head_kv))
+
+
+def convert_legacy(src: Path, out: Path, options: ConvertOptions | None = None, force: bool = False,
+                   on_progress: ProgressFn | None = None, opened: tuple[LegacyModel, Geometry] | None = None,
+                   cancel: threading.Event | None = None) -> ConvertReport:
+    """Convert `src` to `out` (whole or not at all). `cancel`, once set (from another thread), stops the
+    conversion at its next chunk of rows by raising Cancelled."""
+    options = options or ConvertOptions()
+    on_progress = _cancellable(on_progress, cancel)
+    started = time.perf_counter()
+    ready = prepare(src, out, options, force, opened)
+    m, geo, meta, plans, n_head_kv = ready.model, ready.geometry, ready.meta, ready.plans, ready.n_head_kv
+    conversion = conversion_summary(m, plans)
     verified = None
     tokenizer: dict[str, str] = {}
-    with atomic_output(out) as tmp:
+
+    def produce(tmp: Path) -> float | None:
+        nonlocal verified
         scale_change = _write(m, geo, meta, options, plans, conversion, src, tmp, on_progress, tokenizer)
-        if scale_change is not None:
-            conversion["max_scale_change"] = scale_change
         if options.verify:
             from ggufkit.converters.verify import verify
 
-            verified = verify(m, plans, tmp)
-    file_type = ftype_name(_file_type(m, plans))
+            verified = verify(m, plans, tmp, None if on_progress is None else lambda: on_progress(0))
+        if cancel is not None and cancel.is_set():  # not named, then: its fsync alone may take seconds
+            raise Cancelled
+        return scale_change
+
+    shards: list[Path] = []
+    if options.split_max_size is None:
+        with atomic_output(out) as tmp:
+            scale_change = produce(tmp)
+    else:
+        from ggufkit.surgery.split import split_written  # the splitter: headers and kernel copies only
+
+        scale_change, shards = split_written(produce, out, options.split_max_size, force)
+    if scale_change is not None:
+        conversion["max_scale_change"] = scale_change
+    file_type = ftype_name(file_type_of(m, plans))
     warnings = [] if m.ftype in LEGACY_FTYPES else [
         f"the header's file type {m.ftype} is unknown to llama.cpp: wrote {file_type}, what the tensors hold"]
     return ConvertReport(
-        str(src), str(out), file_type=file_type, tensors=len(m.tensors), bytes=sum(p.out_nbytes for p in plans),
+        str(src), str(shards[0] if shards else out), file_type=file_type, tensors=len(m.tensors),
+        bytes=sum(p.out_nbytes for p in plans),
         seconds=time.perf_counter() - started,
         metadata={"context_length": meta.context_length, _eps_name(m): meta.eps, "eps_name": _eps_name(m),
                   "rope_freq_base": meta.rope_freq_base, "head_count_kv": n_head_kv, "sources": meta.sources,
                   "tokenizer": tokenizer},
-        conversion=conversion, verified=verified, warnings=warnings,
+        conversion=conversion, verified=verified, warnings=warnings, shards=[str(p) for p in shards],
     )
+
+
+def _cancellable(on_progress: ProgressFn | None, cancel: threading.Event | None) -> ProgressFn | None:
+    """The progress callback, called after every chunk, is where a cancelled conversion stops."""
+    if cancel is None:
+        return on_progress
+
+    def step(n: int) -> None:
+        if cancel.is_set():
+            raise Cancelled
+        if on_progress is not None:
+            on_progress(n)
+
+    return step
 
 
 def _eps_name(m: LegacyModel) -> str:
     return "rms_norm_eps" if m.family.eps_key == Keys.Attention.LAYERNORM_RMS_EPS else "layer_norm_eps"
 
 
-def _conversion_summary(m: LegacyModel, plans: list[TensorPlan]) -> dict[str, Any]:
+def conversion_summary(m: LegacyModel, plans: list[TensorPlan]) -> dict[str, Any]:
     counts = {a: sum(p.action == a for p in plans) for a in ("copy", "repack", "requantize")}
     losses = {p.layout.loss for p in plans if p.action != "copy"}
     loss = next((x for x in (blocks.REQUANTIZED, blocks.F16_SCALES) if x in losses), blocks.EXACT)
@@ -147,7 +219,7 @@ def _conversion_summary(m: LegacyModel, plans: list[TensorPlan]) -> dict[str, An
             "vocab_scores": "file" if m.has_scores or m.family.tokenizer != "spm" else "reconstructed from token order"}
 
 
-def _file_type(m: LegacyModel, plans: list[TensorPlan]) -> int:
+def file_type_of(m: LegacyModel, plans: list[TensorPlan]) -> int:
     """The header's file type, unless the tensors say otherwise (requantized, or a type no llama.cpp knew)."""
     if any(p.action == "requantize" for p in plans) or m.ftype not in LEGACY_FTYPES:
         return _common_ftype(plans, m.ftype)
@@ -165,9 +237,9 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
            tokenizer: dict[str, str]) -> float | None:
     arch = m.family.arch
     assert arch is not None
-    ftype = _file_type(m, plans)
+    ftype = file_type_of(m, plans)
     w = gguf.GGUFWriter(tmp, arch)
-    w.add_name(options.name or src.name.split(".")[0])
+    w.add_name(options.name or default_name(src))
     lossy = f" ({', '.join(conversion['requantized_types'])} requantized)" if conversion["requantized"] else ""
     w.add_description(options.description or f"converted from legacy {m.label} {ftype_name(m.ftype)} by ggufkit{lossy}")
     w.add_file_type(ftype)
@@ -191,17 +263,8 @@ def _write(m: LegacyModel, geo: Geometry, meta: Resolved, options: ConvertOption
     assert w.fout is not None
     fout = w.fout[0]
     fout.flush()
-    dst = fout.fileno()
-    worst: float | None = None
     with RowReader(m) as reader:
-        for i, p in enumerate(plans):
-            _pad(dst)
-            if p.action == "copy" and not m.parts and p.rows is None:
-                copy_range(reader.fd(), dst, p.src.offset, p.src.nbytes, on_progress)
-                continue
-            change = _stream(reader, i, p, dst, on_progress)
-            if change is not None:
-                worst = max(worst or 0.0, change)
+        worst = write_data(reader, plans, fout.fileno(), fout.tell(), on_progress)
     w.close()
     return worst
 
@@ -213,55 +276,3 @@ def _add(w: gguf.GGUFWriter, key: str, value: int | float | bool) -> None:
         w.add_uint32(key, value)
     else:
         w.add_float32(key, value)
-
-
-def _source_rows(reader: RowReader, index: int, p: TensorPlan, start: int, count: int) -> np.ndarray:
-    """Output rows [start, start + count) of a tensor: its source rows, permuted if the plan says so."""
-    if p.rows is None:
-        return reader.rows(index, start, count)
-    if len(p.src.shape) == 1:  # a fused bias: whole F32/F16 elements permuted
-        whole = reader.rows(index, 0, 1).reshape(p.src.shape[0], -1)
-        return np.ascontiguousarray(whole[p.rows]).reshape(1, -1)
-    want = p.rows[start:start + count]
-    # read runs of consecutive source rows (a permuted QKV is runs of head_dim rows)
-    breaks = np.flatnonzero(np.diff(want) != 1) + 1
-    runs = np.split(want, breaks)
-    return np.concatenate([reader.rows(index, int(r[0]), len(r)) for r in runs], axis=0)
-
-
-def _stream(reader: RowReader, index: int, p: TensorPlan, dst: int, on_progress: ProgressFn | None) -> float | None:
-    """Write one tensor a chunk of rows at a time; returns the largest scale change if scales were rounded."""
-    n_rows, row = reader.geometry(p.src)
-    step = max(1, CHUNK_BYTES // row)
-    worst: float | None = None
-    for start in range(0, n_rows, step):
-        raw = _source_rows(reader, index, p, start, min(step, n_rows - start))
-        if p.action == "copy":
-            out = raw
-        else:
-            blocks_in = raw.reshape(-1, p.layout.nbytes)
-            if p.action == "repack":
-                assert p.layout.repack is not None
-                out, change = p.layout.repack(blocks_in)
-                if change is not None:
-                    worst = max(worst or 0.0, change)
-            else:
-                values = p.layout.dequantize(blocks_in).reshape(raw.shape[0], p.src.shape[0])
-                out = requantize.quantize_rows(values, gguf.GGMLQuantizationType(p.out_type))
-        _write_all(dst, np.ascontiguousarray(out).data)
-        if on_progress is not None:
-            on_progress(raw.nbytes)
-    return worst
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    view = data.cast("B")
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _pad(fd: int) -> None:
-    pad = -os.lseek(fd, 0, os.SEEK_CUR) % GGUF_DEFAULT_ALIGNMENT
-    if pad:
-        os.write(fd, b"\0" * pad)

@@ -27,6 +27,7 @@ class ConvertOptions:
     verify: bool = False
     family: str | None = None  # --arch: skip telling families apart
     requantize_to: str | None = None  # target type for blocks of removed types (Q4_2, Q4_3)
+    split_max_size: int | None = None  # bytes of tensor data per shard: the output is split (surgery/split.py)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ quantized again to a surviving type, which is lossy and reported as such.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
-from ggufkit.errors import BadInputError
+from ggufkit import ggml_lib
+from ggufkit.errors import BadInputError, GgufkitError
 
 # What `--requantize-to` may name: types whose rows need no importance matrix and fit any LLaMA row length.
 TARGETS = (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.F16, T.F32)
@@ -38,15 +37,7 @@ def row_bytes(t: T, n_per_row: int) -> int:
 
 def quantize_rows(values: np.ndarray, t: T) -> np.ndarray:
     """(rows, n_per_row) float32 -> (rows, row bytes) uint8 of type `t`, by ggml_quantize_chunk."""
-    from ggufkit.runtime import native
-
-    fn = native.symbol("ggml_quantize_chunk", ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                       ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
-    if fn is None:
-        raise BadInputError("this llama.cpp build does not export ggml_quantize_chunk: cannot requantize")
-    src = np.ascontiguousarray(values, dtype=np.float32)
-    rows, n = src.shape
-    out = np.empty((rows, row_bytes(t, n)), np.uint8)
-    done = fn(int(t), src.ctypes.data, out.ctypes.data, 0, rows, n, None)
-    assert done == out.nbytes, (done, out.nbytes)
+    out = ggml_lib.quantize_rows(values, int(t), row_bytes(t, values.shape[1]))
+    if out is None:
+        raise GgufkitError("llama.cpp's ggml library was not found: cannot requantize")
     return out

@@ -79,6 +79,10 @@ def evaluate(paths: list[Path], text: str, text_name: str, ctx: int = 512, chunk
     check_ctx(ctx)
     prepared = [prepare_model(p, on_notice) for p in paths]
     _check_vocabularies(prepared)
+    trained = prepared[0].gguf.arch_kv(Keys.LLM.CONTEXT_LENGTH)
+    if isinstance(trained, int) and 0 < trained < ctx and on_notice is not None:
+        on_notice(f"warning: --ctx {ctx} is beyond the {trained} tokens {paths[0].name} was trained on: "
+                  "the figures then measure how it copes past its training context")
     opened: list[_Open] = []
     try:
         for p in prepared:
@@ -152,4 +156,5 @@ def _check_vocabularies(prepared: list) -> None:
 def _describe(p) -> ModelResult:
     weights = sum(t.nbytes for t in p.gguf.tensors)
     params = sum(t.n_elements for t in p.gguf.tensors)
-    return ModelResult(str(p.source), os.path.getsize(p.source), params, weights * 8 / params if params else 0.0)
+    size = p.gguf.file_size if p.path == p.source else os.path.getsize(p.source)  # a split model: every shard
+    return ModelResult(str(p.source), size, params, weights * 8 / params if params else 0.0)

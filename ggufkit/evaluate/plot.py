@@ -11,15 +11,7 @@ from ggufkit.fsutil import atomic_output
 
 def plot(r: EvalResult, out: Path) -> None:
     """KLD against file size (PPL when there is only the base); PNG or SVG by the file's suffix."""
-    if out.suffix.lower() not in (".png", ".svg"):
-        raise BadInputError("--plot writes .png or .svg files", out)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display: write the file only
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise BadInputError("--plot needs matplotlib: pip install 'ggufkit[plot]' (make install does)") from None
+    plt = pyplot(out)
     one = len(r.models) == 1
     xs = [m.file_size / 2**20 for m in r.models]
     ys = [m.ppl if one else (m.vs_base["kld_mean"] if m.vs_base else 0.0) for m in r.models]
@@ -34,6 +26,25 @@ def plot(r: EvalResult, out: Path) -> None:
     ax.set_ylabel("perplexity" if one else "mean KL-divergence from the base (nats)")
     ax.set_title(f"{'perplexity' if one else 'KL-divergence'} on {r.chunks} x {r.ctx} tokens", fontsize=10)
     ax.grid(True, alpha=0.3)
+    save(plt, fig, out)
+
+
+def pyplot(out: Path):
+    """matplotlib.pyplot, drawing off-screen, once `out` is known to be a .png or .svg; one line if missing."""
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise BadInputError("--plot writes .png or .svg files", out)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display: write the file only
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BadInputError("--plot needs matplotlib: pip install 'ggufkit[plot]' (make install does)") from None
+    return plt
+
+
+def save(plt, fig, out: Path) -> None:
+    """The figure to `out` (whole or not at all), in the format its suffix names."""
     fig.tight_layout()
     with atomic_output(out) as tmp:
         fig.savefig(tmp, format=out.suffix.lower().lstrip("."))
@@ -42,7 +53,7 @@ def plot(r: EvalResult, out: Path) -> None:
 
 def labels(r: EvalResult) -> list[str]:
     """Names short enough to read on a chart: what the file names do not share (`Q4_K_M` of
-    `model.F16-Q4_K_M.gguf` beside `model.F16.gguf`), the base marked."""
+    `model-Q4_K_M.gguf` beside `model.F16.gguf`, as `quantize` names children), the base marked."""
     from ggufkit.names import short_names
 
     return [f"{short} (base)" if m.vs_base is None else short

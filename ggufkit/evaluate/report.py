@@ -57,13 +57,15 @@ def csv_text(r: EvalResult) -> str:
 
 
 def as_json(r: EvalResult) -> dict[str, Any]:
-    def clean(x: Any) -> Any:  # NaN is not JSON
-        if isinstance(x, float) and math.isnan(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
+    return json_safe(asdict(r))
 
-    return clean(asdict(r))
+
+def json_safe(x: Any) -> Any:
+    """NaN (not JSON) as null, in nested dicts and lists."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [json_safe(v) for v in x]
+    return x

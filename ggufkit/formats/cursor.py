@@ -79,6 +79,29 @@ class Cursor:
     def f32(self, what: str) -> float:
         return _F32.unpack(self.read(4, what))[0]
 
+    def strings(self, count: int, width: int, what: str) -> list[str]:
+        """`count` strings, each a `width`-byte length and its bytes (a GGUF array of strings, e.g. a vocabulary
+        of 250k tokens): one tight loop, each length checked against the bytes left, as `read` does."""
+        unpack = (_U64 if width == 8 else _U32).unpack
+        read = self.fp.read
+        left = self.left
+        out: list[str] = []
+        for _ in range(count):
+            raw = read(width) if left >= width else b""
+            if len(raw) != width:
+                self.pos = self.size - left
+                raise self.fail(f"truncated or corrupt: length of {what} needs {width} bytes, {left} left")
+            n = unpack(raw)[0]
+            left -= width
+            data = read(n) if n <= left else b""
+            if len(data) != n:
+                self.pos = self.size - left
+                raise self.fail(f"truncated or corrupt: {what} needs {n} bytes, {left} left")
+            out.append(data.decode("utf-8", "surrogateescape"))
+            left -= n
+        self.pos = self.size - left
+        return out
+
     def count(self, n: int, min_item_bytes: int, what: str, limit: int | None = None) -> int:
         """Check that `n` items of at least `min_item_bytes` each can fit in what is left."""
         if limit is not None and n > limit:

@@ -2,12 +2,15 @@
 
 gguf-py's GGUFReader maps the whole file and trusts its counts; this reader checks every count and
 length against the bytes left before it reads or allocates, so a crafted file fails fast and small.
+Given the first shard of a split model (`split.count` > 1) it reads every shard and returns the whole
+model (formats/shards.py), so every command that reads a model takes its first shard.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +49,8 @@ class GgufFile:
     tensors: list[TensorInfo] = field(default_factory=list)
     alignment: int = GGUF_DEFAULT_ALIGNMENT
     data_offset: int = 0
-    file_size: int = 0
+    file_size: int = 0  # a split model: all its shards together
+    shards: list[GgufFile] = field(default_factory=list)  # a split model's files, first to last; else empty
 
     @property
     def label(self) -> str:
@@ -61,8 +65,34 @@ class GgufFile:
         """Value of an architecture-scoped key such as Keys.LLM.CONTEXT_LENGTH ("{arch}.context_length")."""
         return self.kv.get(key_template.format(arch=self.architecture), default)
 
+    @property
+    def split_count(self) -> int:
+        """`split.count` as llama.cpp reads it (a model in more than one file when > 1), else 0."""
+        n = self.kv.get(Keys.Split.LLM_KV_SPLIT_COUNT, 0)
+        return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
-def read_gguf(path: str | os.PathLike[str]) -> GgufFile:
+    def files(self) -> list[GgufFile]:
+        """The files holding the tensors: each shard of a split model, else this one."""
+        return self.shards or [self]
+
+    def placed(self) -> Iterator[tuple[str, TensorInfo]]:
+        """Every tensor with the path of the file holding its data (offsets are within that file)."""
+        for f in self.files():
+            for t in f.tensors:
+                yield f.path, t
+
+
+def read_gguf(path: str | os.PathLike[str], whole: bool = True) -> GgufFile:
+    """One GGUF file; the first shard of a split model gives the whole model (`whole=False`: that file alone)."""
+    g = _read_one(path)
+    if whole and g.split_count > 1:
+        from ggufkit.formats.shards import join
+
+        return join(g)
+    return g
+
+
+def _read_one(path: str | os.PathLike[str]) -> GgufFile:
     with Cursor.open(path) as cur:
         path = cur.path
         if cur.u32("magic") != GGUF_MAGIC:
@@ -110,7 +140,8 @@ class _Parser:
         raw = [self.tensor_info(i) for i in range(n_tensors)]
         g.data_offset = cur.pos + (-cur.pos % g.alignment)
         g.tensors = self.place(raw, g)
-        check_consistency(g)
+        if g.split_count <= 1:  # a shard holds part of the tensors: the whole model is checked when joined
+            check_consistency(g)
         return g
 
     def value_type(self, what: str) -> GGUFValueType:
@@ -141,7 +172,7 @@ class _Parser:
             return np.frombuffer(data, dtype=np.dtype(fmt)).copy(), sub
         cur.count(count, 8 if self.wide else 4, f"length of {key!r}")
         if sub == GGUFValueType.STRING:
-            return [self.string(f"item of {key!r}") for _ in range(count)], sub
+            return cur.strings(count, 8 if self.wide else 4, f"item of {key!r}"), sub
         if depth >= MAX_NESTING:
             raise cur.fail(f"array {key!r} is nested too deeply")
         return [self.array(key, depth + 1)[0] for _ in range(count)], sub

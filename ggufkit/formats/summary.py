@@ -52,6 +52,7 @@ class ModelSummary:
     detection: list[str] = field(default_factory=list)  # how the format and family were told
     recognised: bool = True  # legacy files: the tensor table is the family's (else only the header is reported)
     convert: str | None = None  # legacy files: what `convert` does with it ("refused: why")
+    shards: list[dict[str, Any]] = field(default_factory=list)  # a split model: path, tensors, bytes of each file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,11 +82,12 @@ def _tensor_rows(tensors, qversion: int = 2) -> list[dict[str, Any]]:
     ]
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """A value for JSON: arrays longer than ARRAY_PREVIEW as their length and first items, text as valid UTF-8."""
     if isinstance(v, np.ndarray):
         v = v.tolist()
     if isinstance(v, list):
-        items = [_jsonable(x) for x in v[:ARRAY_PREVIEW]]
+        items = [jsonable(x) for x in v[:ARRAY_PREVIEW]]
         return items if len(v) <= ARRAY_PREVIEW else {"length": len(v), "head": items}
     if isinstance(v, str):
         return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -100,7 +102,7 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
         "rope_dimension_count": Keys.Rope.DIMENSION_COUNT, "rope_freq_base": Keys.Rope.FREQ_BASE,
         "rms_norm_eps": Keys.Attention.LAYERNORM_RMS_EPS,
     }
-    hparams = {k: _jsonable(g.arch_kv(v)) for k, v in hp_keys.items() if g.arch_kv(v) is not None}
+    hparams = {k: jsonable(g.arch_kv(v)) for k, v in hp_keys.items() if g.arch_kv(v) is not None}
     tokens = g.kv.get(Keys.Tokenizer.LIST)
     tokens = tokens if isinstance(tokens, list) else None
     special = {}
@@ -109,7 +111,7 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
         tid = g.kv.get(key)
         if isinstance(tid, int) and not isinstance(tid, bool):
             text = tokens[tid] if tokens is not None and 0 <= tid < len(tokens) else None
-            special[role] = {"id": tid, "text": _jsonable(text)}
+            special[role] = {"id": tid, "text": jsonable(text)}
     ftype = g.kv.get(Keys.General.FILE_TYPE)
     ftype = ftype if isinstance(ftype, int) else None
     template = g.kv.get(Keys.Tokenizer.CHAT_TEMPLATE)
@@ -119,9 +121,10 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
         name=name if isinstance(name, str) else None, file_type=ftype_name(ftype), file_type_id=ftype,
         parameters=sum(t.n_elements for t in g.tensors), hparams=hparams,
         vocab_size=len(tokens) if tokens is not None else None,
-        tokenizer=_jsonable(g.kv.get(Keys.Tokenizer.MODEL)), special_tokens=special,
+        tokenizer=jsonable(g.kv.get(Keys.Tokenizer.MODEL)), special_tokens=special,
         chat_template=template if isinstance(template, str) else None,
-        tensors=_tensor_rows(g.tensors), kv={k: _jsonable(v) for k, v in g.kv.items()},
+        tensors=_tensor_rows(g.tensors), kv={k: jsonable(v) for k, v in g.kv.items()},
+        shards=[{"path": f.path, "tensors": len(f.tensors), "bytes": f.file_size} for f in g.shards],
     )
 
 
@@ -149,7 +152,7 @@ def _from_legacy(m: LegacyModel) -> ModelSummary:
         roles = (("unk", 0), ("bos", 1), ("eos", 2))
     elif fam.bpe is not None and texts:
         roles = (("bos", fam.bpe.bos(texts)), ("eos", fam.bpe.eos(texts)))
-    special = {role: {"id": i, "text": _jsonable(texts[i].decode("utf-8", "replace"))}
+    special = {role: {"id": i, "text": jsonable(texts[i].decode("utf-8", "replace"))}
                for role, i in roles if 0 <= i < len(texts)}
     return ModelSummary(
         path=m.path, format=m.container, version=m.version, file_size=m.file_size,

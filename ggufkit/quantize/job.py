@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import make_dir
+from ggufkit.names import child_name
 from ggufkit.quantize import CHILD
 
 if TYPE_CHECKING:
@@ -49,11 +50,15 @@ class QuantizeJob:
     kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
     dry_run: bool = False
     keep_split: bool = False
+    split_max_size: int | None = None  # bytes
 
 
 def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             on_notice: Callable[[str], None] | None = None,
+            on_done: Callable[[QuantizeReport], None] | None = None,
             on_imatrix: Callable[[Any], None] | None = None) -> list[QuantizeReport]:
+    """One report per type; `on_done` hears of each output as it is finished, `on_imatrix` of the chunks of
+    --imatrix-text's matrix."""
     if job.model is None:
         raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
     if not job.types:
@@ -75,31 +80,39 @@ def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             tensor_types=[parse_tensor_type(s) for s in job.tensor_types], imatrix=job.imatrix,
             imatrix_text=job.imatrix_text, imatrix_chunks=job.imatrix_chunks, imatrix_gpu_layers=job.gpu_layers,
             kv_overrides=[parse_override_kv(s) for s in job.kv_overrides], dry_run=job.dry_run,
-            keep_split=job.keep_split,
+            keep_split=job.keep_split, split_max_size=job.split_max_size,
         )
         targets = list(zip(qtypes, output_paths(job.model, qtypes, job.output, job.out_dir, job.dry_run)))
         hook = None if on_tensor is None else (lambda k, i, n, name: on_tensor(qtypes[k].name, i, n, name))
-        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started, on_imatrix)
+        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started, on_done,
+                                on_imatrix)
     finally:
         started.cancel()
 
 
 def output_paths(model: Path, qtypes: list[QuantType], output: Path | None, out_dir: Path | None,
                  dry_run: bool) -> list[Path | None]:
-    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default);
-    None on a dry run with neither."""
+    """Where each type goes: `output` (one type), else OUT_DIR/NAME-TYPE.gguf (beside the input by default),
+    NAME being the input's name without its own type; None on a dry run with neither."""
+    if output is not None and output.is_dir() and out_dir is None:
+        output, out_dir = None, output  # -o DIR: into that folder, named as --out-dir names them
     if output is not None:
         if out_dir is not None:
             raise BadInputError("give -o or --out-dir, not both")
         if len(qtypes) > 1:
             raise BadInputError("-o names one file: with several types use --out-dir DIR (files NAME-TYPE.gguf)")
+        if not dry_run:
+            make_dir(output.parent)  # -o new/x.gguf: the folder is made, as --out-dir's is
         return [output]
     if out_dir is None and dry_run:
         return [None] * len(qtypes)
     if out_dir is not None and not dry_run:
         make_dir(out_dir)  # a new folder, as users expect of --out-dir
+    from ggufkit.quantize.quant_types import ALIASES, QUANT_TYPES
+
     where = out_dir if out_dir is not None else model.parent
-    return [where / f"{model.stem}-{q.name}.gguf" for q in qtypes]
+    known = [*(t.name for t in QUANT_TYPES), *ALIASES]
+    return [where / child_name(model, q.name, known) for q in qtypes]
 
 
 QUALITY_KEYS = ("ppl", "ppl_err", "kld_mean", "kld_err", "kld_p99", "same_top", "dp_rms", "ln_ppl_ratio")
@@ -112,9 +125,9 @@ def add_quality(job: QuantizeJob, reports: list[QuantizeReport], text: Path | No
     from ggufkit.evaluate.perplexity import evaluate
     from ggufkit.evaluate.text import load_text
 
-    outputs = [r for r in reports if len(r.outputs) == 1]
+    outputs = [r for r in reports if r.outputs]  # a split output is read from its first shard
     if not outputs:
-        raise BadInputError("--eval needs written outputs (not --dry-run, not --keep-split)")
+        raise BadInputError("--eval needs written outputs (not --dry-run)")
     body, name = load_text(text)
     assert job.model is not None
     result = evaluate([job.model, *(Path(r.outputs[0]) for r in outputs)], body, name, ctx, chunks, load,

@@ -39,6 +39,7 @@ class QuantizeOptions:
     kv_overrides: list[KvOverride] = field(default_factory=list)
     dry_run: bool = False
     keep_split: bool = False
+    split_max_size: int | None = None  # bytes of tensor data per shard: the output is split (surgery.split)
 
 
 # ggml types llama.cpp cannot quantize to: llama-quantize accepts their names, then aborts mid-file.

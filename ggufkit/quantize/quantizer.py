@@ -20,7 +20,7 @@ from gguf.constants import Keys
 from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
-from ggufkit.fsutil import atomic_output, check_output
+from ggufkit.fsutil import atomic_output, check_output, check_split_outputs
 from ggufkit.quantize import CHILD
 from ggufkit.quantize.options import QuantizeOptions
 from ggufkit.quantize.quant_types import QuantType
@@ -43,27 +43,33 @@ def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: Quanti
 def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
                      force: bool = False, on_tensor: TensorFn | None = None, on_notice: NoticeFn | None = None,
                      started: StartedChild | None = None,
+                     on_done: Callable[[QuantizeReport], None] | None = None,
                      on_imatrix: Callable[[Any], None] | None = None) -> list[QuantizeReport]:
     """Quantize `src` (GGUF, or a legacy file converted on the fly) to each (type, output) in turn.
 
     `started`: a child of CHILD started by the caller (its imports overlap these checks), used for the
-    first target; the caller cancels it if this raises before using it. With `options.imatrix_text` the
-    matrix is computed first (or found in imatrix/cache.py's cache); `on_imatrix` gets its progress.
+    first target; the caller cancels it if this raises before using it. `on_done` hears of each output
+    as it is finished (what an interruption leaves done: the one in progress is killed, nothing of it
+    written). With `options.imatrix_text` the matrix is computed first (or found in imatrix/cache.py's
+    cache); `on_imatrix` gets its progress.
     """
     options = options or QuantizeOptions()
     kind = sniff(src)
     header = read_gguf(src) if kind == "gguf" else None  # validated before llama.cpp sees it
     _check_targets(src, targets, options, force, _n_split(header) if header else 1)
-    input_bytes = src.stat().st_size
+    input_bytes = header.file_size if header else src.stat().st_size  # a split model: all its shards
     with contextlib.ExitStack() as stack:
         model_path, model = (src, header) if header else _convert(src, targets, stack, on_notice)
         options = _with_imatrix(src, model_path, model, options, on_imatrix)
-        return [
-            _quantize_one(model_path, model, src, input_bytes, qtype, out, options,
-                          None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
-                          started if k == 0 else None)
-            for k, (qtype, out) in enumerate(targets)
-        ]
+        reports = []
+        for k, (qtype, out) in enumerate(targets):
+            reports.append(_quantize_one(
+                model_path, model, src, input_bytes, qtype, out, options, force,
+                None if on_tensor is None else (lambda i, n, name, k=k: on_tensor(k, i, n, name)),
+                started if k == 0 else None))
+            if on_done is not None:
+                on_done(reports[-1])
+        return reports
 
 
 def split_outputs(out: Path, n: int) -> list[Path]:
@@ -95,6 +101,8 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
         resolve_text(options.imatrix_text)  # a missing or empty text fails now, not after the conversion
     if options.threads < 0:
         raise BadInputError(f"--threads must be 0 (all) or more, got {options.threads}")
+    if options.keep_split and options.split_max_size is not None:
+        raise BadInputError("give --keep-split or --split-max-size, not both")
     seen: set[Path] = set()
     for qtype, out in targets:
         if qtype.needs_imatrix and options.imatrix is None and options.imatrix_text is None and not options.dry_run:
@@ -109,6 +117,9 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
         if out.resolve() in seen:
             raise BadInputError("two targets would write the same file", out)
         seen.add(out.resolve())
+        if options.split_max_size is not None:
+            check_split_outputs(out, force)
+            continue
         for path in split_outputs(out, n_split) if options.keep_split else [out]:
             check_output(path, [src], force)
 
@@ -148,7 +159,7 @@ def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: con
 
 
 def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int, qtype: QuantType,
-                  out: Path | None, options: QuantizeOptions,
+                  out: Path | None, options: QuantizeOptions, force: bool,
                   on_tensor: Callable[[int, int, str], None] | None, started: StartedChild | None) -> QuantizeReport:
     new_types: dict[str, str] = {}
 
@@ -162,7 +173,7 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
     request = {
         **{k: v for k, v in asdict(options).items()
            if k not in ("imatrix", "imatrix_text", "imatrix_chunks", "imatrix_gpu_layers", "kv_overrides",
-                        "tensor_types")},
+                        "tensor_types", "split_max_size")},
         "input": str(model_path), "ftype": int(qtype.ftype), "only_copy": qtype.only_copy,
         "kv_overrides": [[o.key, o.kind, o.value] for o in options.kv_overrides],
         "tensor_types": [list(t) for t in options.tensor_types],
@@ -173,16 +184,28 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
         _run(request, os.devnull, on_event, src, started)
         return report_dry_run(src, model, input_bytes, qtype.name, new_types, time.perf_counter() - t0)
     assert out is not None
-    if not options.keep_split:
+    # the report is read before the outputs get their names, so that an output that has its name is one the
+    # caller hears of (an interruption in between would leave a finished file unlisted)
+    if options.split_max_size is not None:
+        from ggufkit.surgery.split import split_written
+
+        _, outputs = split_written(lambda tmp: _run(request, str(tmp), on_event, src, started), out,
+                                   options.split_max_size, force)
+        report = report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - t0)
+    elif not options.keep_split:
         with atomic_output(out) as tmp:
             _run(request, str(tmp), on_event, src, started)
+            report = report_from_outputs(src, input_bytes, qtype.name, [tmp], time.perf_counter() - t0)
         outputs = [out]
     else:
         outputs = split_outputs(out, _n_split(model))
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
             _run(request, str(Path(work) / outputs[0].name.split("-00001-of-")[0]), on_event, src, started)
+            report = report_from_outputs(src, input_bytes, qtype.name, [Path(work) / o.name for o in outputs],
+                                         time.perf_counter() - t0)
             _publish(Path(work), outputs)
-    return report_from_outputs(src, input_bytes, qtype.name, outputs, time.perf_counter() - t0)
+    report.outputs = [str(o) for o in outputs]
+    return report
 
 
 def _publish(work: Path, outputs: list[Path]) -> None:

@@ -33,15 +33,15 @@ class QuantizeReport:
 
 
 def report_from_outputs(src: Path, input_bytes: int, qtype: str, outputs: list[Path], seconds: float) -> QuantizeReport:
-    files = [read_gguf(p) for p in outputs]
-    tensors = [t for f in files for t in f.tensors]
+    whole = read_gguf(outputs[0])  # shards: the first gives the whole model
+    tensors = whole.tensors
     data = sum(t.nbytes for t in tensors)
     n = sum(t.n_elements for t in tensors)
-    total = sum(f.file_size for f in files)
+    total = whole.file_size
     return QuantizeReport(
         input=str(src), type=qtype, outputs=[str(p) for p in outputs], dry_run=False, input_bytes=input_bytes,
         output_bytes=total, n_elements=n, bits_per_weight=data * 8 / max(n, 1), ratio=input_bytes / max(total, 1),
-        seconds=seconds, file_type=ftype_name(files[0].kv.get(Keys.General.FILE_TYPE)),
+        seconds=seconds, file_type=ftype_name(whole.kv.get(Keys.General.FILE_TYPE)),
         tensor_types=_count(t.type_name for t in tensors),
     )
 

@@ -78,3 +78,23 @@ BUILTIN_TEMPLATES: dict[str, str] = {
 }
 
 FALLBACK_TEMPLATE = "chatml"  # for chats on a model without a usable template of its own, as llama.cpp does
+
+# A model without a template of its own still tells its chat format: the format's marker tokens in its
+# vocabulary (a model learns the markers it was trained with as tokens of their own), else its
+# architecture (Gemma's family has one format; LLaMA's SentencePiece models are LLaMA 2's era).
+MARKER_TEMPLATES = (("<start_of_turn>", "gemma"), ("<|start_header_id|>", "llama3"), ("<|im_start|>", "chatml"),
+                    ("<|end|>", "phi3"))
+ARCH_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma", "phi3": "phi3"}
+
+
+def default_template(arch: str | None, tokenizer: str | None, tokens: list[str] | None) -> tuple[str, str]:
+    """The built-in format for a model without a usable template, and why (for the notice that names it)."""
+    vocab = set(tokens or ())
+    for marker, name in MARKER_TEMPLATES:
+        if marker in vocab:
+            return name, f"its vocabulary has {marker}"
+    if arch in ARCH_TEMPLATES:
+        return ARCH_TEMPLATES[arch], f"the {arch} architecture's format"
+    if arch == "llama" and tokenizer == "llama":
+        return "llama2", "a LLaMA SentencePiece vocabulary: LLaMA 2's format"
+    return FALLBACK_TEMPLATE, "the common default"

@@ -17,7 +17,7 @@ from typing import Any
 
 from ggufkit.errors import BadInputError, GgufkitError
 from ggufkit.fsutil import atomic_output, read_text
-from ggufkit.runtime.generate import DoneEvent, Event, stream
+from ggufkit.runtime.generate import DoneEvent, Event, StopReason, stream
 from ggufkit.runtime.model import Model
 from ggufkit.runtime.params import SAMPLING_KEYS, SamplingParams, StopParams
 from ggufkit.runtime.sampler import Sampler, build_sampler
@@ -101,7 +101,10 @@ class ChatSession:
             for ev in stream(self.model, self._get_sampler(), tokens, self.stop, n_reuse, cancel):
                 if isinstance(ev, DoneEvent):
                     self.kv = ev.kv_tokens
-                    self.messages.append({"role": "assistant", "content": ev.text})
+                    if ev.n_generated == 0 and ev.stop_reason is StopReason.INTERRUPTED:
+                        self.messages.pop()  # stopped before a word: the turn is withdrawn
+                    else:
+                        self.messages.append({"role": "assistant", "content": ev.text})
                     finished = True
                 yield ev
         finally:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ggufkit.errors import GgufkitError, LlamaFailure
@@ -54,7 +55,7 @@ def run_child(module: str, request: dict[str, Any], on_event: Callable[[dict[str
         try:
             proc.stdin.write(json.dumps(request).encode())
             proc.stdin.close()
-            for raw in proc.stdout:
+            for raw in _lines(proc.stdout.fileno()):
                 try:
                     event = json.loads(raw)
                 except ValueError:
@@ -77,6 +78,23 @@ def run_child(module: str, request: dict[str, Any], on_event: Callable[[dict[str
     if failure:
         raise GgufkitError(failure, path)
     raise LlamaFailure(_describe_death(rc, log), path)
+
+
+def _lines(fd: int) -> Iterator[bytes]:
+    """The lines a child writes, read so that this thread wakes at least every 0.1 s: a Ctrl-C that another
+    thread took (OpenBLAS's, tqdm's) is heard then, not only at the child's next line."""
+    pending = b""
+    while True:
+        if not select.select([fd], [], [], 0.1)[0]:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            if pending:
+                yield pending
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
 
 
 def _describe_death(rc: int, log: str) -> str:

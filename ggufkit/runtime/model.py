@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ggufkit.errors import BadInputError, GgufkitError, LlamaFailure
 from ggufkit.runtime import abort, llama_log, threadpool
 from ggufkit.runtime.params import LoadParams
+from ggufkit.system import GPU_LAYERS_IGNORED
 
 _PIECE_BYTES = 256
 
@@ -35,6 +36,7 @@ class Model:
     _lora: object = None
     _pool: int | None = None  # the ggml threadpool attached to ctx
     _piece_buf: ctypes.Array = field(default_factory=lambda: ctypes.create_string_buffer(_PIECE_BYTES))
+    pieces: dict[int, bytes] = field(default_factory=dict)  # token -> piece(token), filled as generation meets them
 
     @property
     def lib(self):
@@ -120,8 +122,7 @@ def load(params: LoadParams) -> Model:
     devices, keep = _offload_devices(L, mp, params)
     ngl = params.n_gpu_layers
     if ngl != 0 and not (devices if params.rpc or params.tensor_split else _gpu_offload(L)):
-        warnings.append("this llama.cpp build has no GPU support (or sees no GPU): --gpu-layers ignored, "
-                        "running on the CPU")
+        warnings.append(GPU_LAYERS_IGNORED)
         ngl = 0
     mp.n_gpu_layers = 0x7FFFFFFF if ngl < 0 else ngl
     mmap = params.use_mmap and params.lora is None  # llama.cpp cannot apply a LoRA over a read-only mapping

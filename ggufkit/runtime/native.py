@@ -15,7 +15,12 @@ def symbol(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr | 
     import llama_cpp.llama_cpp as low
 
     lib = getattr(low, "_lib", None)
-    fn = getattr(lib, name, None) if lib is not None else None
+    try:
+        # lib[name] makes a function pointer of our own; lib.name is the object llama-cpp-python bound and
+        # typed already, which setting restype here would change under it
+        fn = lib[name] if lib is not None else None
+    except AttributeError:
+        return None
     if fn is None:
         return None
     fn.restype, fn.argtypes = restype, list(argtypes)

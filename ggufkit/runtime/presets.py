@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ggufkit.errors import BadInputError
+from ggufkit.errors import BadInputError, did_you_mean
 from ggufkit.runtime.settings import setting_types
 
 MAX_PRESET_BYTES = 1 << 20
@@ -40,7 +40,8 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
     try:
         data = path.read_bytes()[: MAX_PRESET_BYTES + 1]
     except OSError as e:
-        hint = f" (built-in presets: {', '.join(BUILTIN_PRESETS)})" if not path.exists() else ""
+        hint = "" if path.exists() else (did_you_mean(name_or_path, BUILTIN_PRESETS)
+                                         or f" (built-in presets: {', '.join(BUILTIN_PRESETS)})")
         raise BadInputError(f"cannot read preset: {e.strerror}{hint}", path) from None
     if len(data) > MAX_PRESET_BYTES:
         raise BadInputError("preset file is larger than 1 MiB", path)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ggufkit.errors import BadInputError, LlamaFailure
+from ggufkit.units import plural
 
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default
 # ggml-rpc.h of the vendored llama.cpp (llama-cpp-python 0.3.36): the client accepts a server of the same
@@ -71,8 +72,13 @@ def parse_endpoint(text: str, default_port: int | None = None) -> Endpoint:
     """'HOST:PORT' (or 'HOST' when a default port is given); llama.cpp splits at the first ':' so no IPv6."""
     text = text.strip()
     host, sep, port_text = text.partition(":")
-    if not host or ":" in port_text or (not sep and default_port is None):
+    if ":" in port_text:
         raise BadInputError(f"rpc server {text!r} is not HOST:PORT (IPv6 addresses are not supported)")
+    if not host:
+        raise BadInputError(f"rpc server {text!r} has no host: give HOST:PORT")
+    if not sep and default_port is None:
+        raise BadInputError(f"rpc server {text!r} has no port: give HOST:PORT "
+                            f"(`ggufkit rpc-server` listens on {DEFAULT_PORT} unless told otherwise)")
     try:
         port = int(port_text) if sep else int(default_port)  # type: ignore[arg-type]
     except ValueError:
@@ -341,7 +347,7 @@ def split_array(split: Sequence[float], devices: Sequence[Device]) -> ctypes.Arr
                             "--rpc servers, or use a GPU build on a machine with GPUs")
     if len(split) != len(devices):
         names = ", ".join(f"{d.name} ({d.where})" for d in devices)
-        raise BadInputError(f"--tensor-split has {len(split)} proportions for {len(devices)} devices: "
+        raise BadInputError(f"--tensor-split has {plural(len(split), 'proportion')} for {plural(len(devices), 'device')}: "
                             f"one per device, in this order: {names}")
     n = max(int(llama_cpp.llama_max_devices()), len(split))
     return (ctypes.c_float * n)(*split)

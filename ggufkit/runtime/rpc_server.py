@@ -52,8 +52,9 @@ class ServerPlan:
 
 def plan(host: str = "127.0.0.1", port: int = DEFAULT_PORT, device_names: Sequence[str] = (),
          threads: int | None = None, cache_dir: Path | None = None) -> ServerPlan:
-    """Check the address and pick the devices (rpc-server's rule: the named ones; else every GPU; else the
-    CPU); raise BadInputError. Nothing is bound yet."""
+    """Check the address (free to bind: a busy port is an error before anything is announced) and pick the
+    devices (rpc-server's rule: the named ones; else every GPU; else the CPU); raise BadInputError, or
+    LlamaFailure for a port that cannot be bound. Nothing stays bound."""
     import llama_cpp
 
     if host.lower() == "localhost":
@@ -89,7 +90,9 @@ def plan(host: str = "127.0.0.1", port: int = DEFAULT_PORT, device_names: Sequen
         except OSError as e:
             raise BadInputError(f"cannot create the cache directory: {e.strerror}", cache_dir) from None
     devices = [g.device(d, "local") for d in dict.fromkeys(chosen)]
-    return ServerPlan(Endpoint(host, port), devices, threads or default_threads(), cache_dir)
+    endpoint = Endpoint(host, port)
+    check_port(endpoint)
+    return ServerPlan(endpoint, devices, threads or default_threads(), cache_dir)
 
 
 def check_port(endpoint: Endpoint) -> None:
@@ -109,7 +112,6 @@ def check_port(endpoint: Endpoint) -> None:
 
 def serve(p: ServerPlan) -> None:
     """Serve until the process is stopped; raise LlamaFailure if llama.cpp could not start serving."""
-    check_port(p.endpoint)
     start = ggml().proc("ggml_backend_rpc_start_server", None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
                         ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p))
     devices = (ctypes.c_void_p * len(p.devices))(*[d.handle for d in p.devices])

@@ -6,6 +6,7 @@ DoneEvent. cli/run.py renders them; nothing here prints.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
 from ggufkit.runtime import templates
+from ggufkit.runtime.builtin_templates import default_template
 from ggufkit.runtime.chat import ChatSession, prompt_tokens
 from ggufkit.runtime.generate import Event, stream
 from ggufkit.runtime.model import Model, load
@@ -37,8 +39,10 @@ class Run:
     system: str | None
     grammar_file: Path | None
 
-    def one_shot(self, text: str, on_sampler: NoticeFn | None = None) -> Iterator[Event]:
-        """Generate after `text` (through the template, if any). `on_sampler` gets the chain's description."""
+    def one_shot(self, text: str, on_sampler: NoticeFn | None = None,
+                 cancel: threading.Event | None = None) -> Iterator[Event]:
+        """Generate after `text` (through the template, if any). `on_sampler` gets the chain's description;
+        `cancel` set stops the generation (generate.stream)."""
         if self.template is not None:
             tokens = prompt_tokens(self.model, self.template, self.system, text)
         else:
@@ -48,7 +52,7 @@ class Run:
         with build_sampler(self.model, self.params.sampling, self.grammar_file) as sampler:
             if on_sampler is not None:
                 on_sampler(sampler.description)
-            yield from stream(self.model, sampler, tokens, self.params.stop)
+            yield from stream(self.model, sampler, tokens, self.params.stop, cancel=cancel)
 
     def chat(self) -> ChatSession:
         """A conversation kept in the KV cache; the sampling settings (grammar included) are checked first."""
@@ -74,7 +78,9 @@ def select_template(prepared: PreparedModel, settings: RunSettings, interactive:
     A broken model template is an error for a one-shot prompt, a notice and the fallback in a chat."""
     if not interactive and not settings.wants_template:
         return None
+    kv = prepared.gguf.kv
+    default = default_template(prepared.gguf.architecture, kv.get(Keys.Tokenizer.MODEL), kv.get(Keys.Tokenizer.LIST))
     return templates.select(
         settings.template, settings.template_file, prepared.chat_template,
         prepared.token_text(Keys.Tokenizer.BOS_ID), prepared.token_text(Keys.Tokenizer.EOS_ID),
-        strict=not interactive, on_notice=on_notice, model_path=prepared.source)
+        strict=not interactive, on_notice=on_notice, model_path=prepared.source, default=default)

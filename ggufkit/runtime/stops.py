@@ -1,4 +1,9 @@
-"""Stop strings over streamed text: hold back only what might still turn into a stop string."""
+"""Stop strings over streamed text: hold back only what might still turn into a stop string.
+
+Incremental: each token's text is searched together with what was held back before it (at most the
+longest stop string less one character), never the whole text so far. Most tokens end with a character
+no stop string's beginning ends with, so nothing is held back after one set lookup.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,10 @@ class StopFilter:
     def __init__(self, stops: tuple[str, ...] | list[str]):
         self.stops = tuple(s for s in stops if s)
         self._held = ""
+        # every proper beginning of a stop string, and the characters such a beginning ends with
+        self._starts = {s[:n] for s in self.stops for n in range(1, len(s))}
+        self._ends = {p[-1] for p in self._starts}
+        self._longest = max(map(len, self._starts), default=0)
 
     def feed(self, text: str) -> tuple[str, bool]:
         """(text safe to show now, whether a stop string was reached)."""
@@ -18,9 +27,9 @@ class StopFilter:
             self._held = ""
             return buf[:cut], True
         keep = 0
-        for s in self.stops:  # the longest tail of buf that starts some stop string
-            for n in range(min(len(s) - 1, len(buf)), keep, -1):
-                if s.startswith(buf[-n:]):
+        if buf and buf[-1] in self._ends:  # the longest tail of buf that begins some stop string
+            for n in range(min(self._longest, len(buf)), 0, -1):
+                if buf[-n:] in self._starts:
                     keep = n
                     break
         self._held = buf[len(buf) - keep:] if keep else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ggufkit.choices import Choice
-from ggufkit.errors import BadInputError
+from ggufkit.errors import BadInputError, did_you_mean
 from ggufkit.fsutil import read_text
 from ggufkit.runtime.builtin_templates import BUILTIN_TEMPLATES, FALLBACK_TEMPLATE
 
@@ -49,7 +49,8 @@ class ChatTemplate:
 
 def builtin(name: str) -> ChatTemplate:
     if name not in BUILTIN_TEMPLATES:
-        raise BadInputError(f"unknown template {name!r} (one of: {', '.join(BUILTIN_TEMPLATES)})")
+        hint = did_you_mean(name, BUILTIN_TEMPLATES) or f" (one of: {', '.join(BUILTIN_TEMPLATES)})"
+        raise BadInputError(f"unknown template {name!r}{hint}")
     return ChatTemplate(name, BUILTIN_TEMPLATES[name])
 
 
@@ -159,7 +160,7 @@ def _compile(t: ChatTemplate):
         if isinstance(key, str) and key.startswith("_"):
             raise BadInputError(
                 f"{t.name} chat template refused: it reaches for {key!r} (line {node.lineno}), "
-                "which could escape the sandbox; use --template NAME or --template-file instead")
+                "which could escape the sandbox")
     compiled = env.from_string(ast)
     _compiled[t.source] = compiled
     return compiled
@@ -184,31 +185,48 @@ def _render_jinja(t: ChatTemplate, messages: list[Message], add_generation_promp
     return out
 
 
-def fallback() -> ChatTemplate:
-    return builtin(FALLBACK_TEMPLATE)
-
-
 def select(name: str | None, file: Path | None, model_source: str | None, bos: str = "", eos: str = "",
            strict: bool = True, on_notice: Callable[[str], None] | None = None,
-           model_path: Path | None = None) -> ChatTemplate:
-    """--template-file, else --template NAME, else the model's own, else the fallback.
+           model_path: Path | None = None, default: tuple[str, str] = (FALLBACK_TEMPLATE, "")) -> ChatTemplate:
+    """--template-file, else --template NAME, else the model's own, else `default` (a built-in's name and
+    why it fits this model: builtin_templates.default_template), named in a notice.
 
-    A broken or hostile model template is an error when `strict`; otherwise a notice and the fallback
+    A broken or hostile model template is an error when `strict`; otherwise a notice and the default
     (an interactive session should still start).
     """
     if file is not None:
         return from_file(file)
     if name is not None:
         return builtin(name)
+    fallback, why = default
+    using = f"using {fallback}" + (f" ({why})" if why else "")
     if model_source is None:
         if on_notice:
-            on_notice(f"the model has no chat template; using {FALLBACK_TEMPLATE}")
-        return fallback()
+            on_notice(f"the model has no chat template; {using}")
+        return builtin(fallback)
     try:
         return from_model(model_source, bos, eos)
     except BadInputError as e:
         if strict:
-            raise BadInputError(e.message, model_path) from None
+            raise BadInputError(f"{e.message} (use --template NAME or --template-file instead)", model_path) from None
         if on_notice:
-            on_notice(f"warning: {e.message}; using {FALLBACK_TEMPLATE}")
-        return fallback()
+            on_notice(f"warning: {e.message}; {using}")
+        return builtin(fallback)
+
+
+def checked_source(given: str) -> str:
+    """`edit --chat-template`: the text of a Jinja file or of a built-in template named `given`, parsed,
+    screened for unsafe constructs and rendered in the sandbox before anyone writes it into a model."""
+    path: Path | None = Path(given)
+    if path is not None and path.is_file():
+        source = read_text(path, "template", MAX_TEMPLATE_BYTES)
+    elif given in BUILTIN_TEMPLATES:
+        source, path = BUILTIN_TEMPLATES[given], None
+    else:
+        raise BadInputError(f"--chat-template {given!r} is neither a file nor a template name "
+                            f"(one of: {', '.join(BUILTIN_TEMPLATES)})")
+    try:
+        check(ChatTemplate("the", source))
+    except BadInputError as e:
+        raise BadInputError(e.message, path) from None
+    return source

@@ -208,6 +208,8 @@ def write_family_sample(out: Path, sample: str, type_name: str = "f32", seed: in
     kind = T.F32 if type_name == "f32" else T.F16 if type_name == "f16" else QUANT_TYPES.get(type_name)
     if kind is None:
         raise BadInputError(f"the GGML-era family samples come as f32, f16, {', '.join(QUANT_TYPES)}, not {type_name}")
+    if out.suffix.lower() == ".gguf":
+        raise BadInputError(f"a {sample} sample is a GGML-era file, not GGUF: give it another name (its era's were .bin)", out)
     check_output(out, [], force)
     family, container, version, hp, arrays, rule = _spec(sample, np.random.default_rng(seed))
     vocab, merges = _vocab(sample)

@@ -18,6 +18,7 @@ from ggufkit.formats.legacy.ggml import BY_NAME
 from ggufkit.formats.legacy.rwkv import TO_GGML as TO_RWKV
 
 _PACK = {"u32": "<I", "i32": "<i", "f32": "<f"}
+_FROM_GGML = {v: k for k, v in TO_RWKV.items()}
 
 
 def write_legacy(
@@ -31,6 +32,16 @@ def write_legacy(
     merges: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """`merges`: GGCC only (ggllm.cpp's falcon_quantize wrote them after the vocabulary)."""
+    write_header(fp, family, hparams, vocab, container, version, merges)
+    for name, ggml_type, shape, data in tensors:
+        write_record(fp, container, name, ggml_type, shape)
+        fp.write(data)
+
+
+def write_header(fp: BinaryIO, family: Family, hparams: dict[str, int | float], vocab: Iterable[tuple[bytes, float]],
+                 container: str = "GGJT", version: int | None = 3, merges: list[tuple[bytes, bytes]] | None = None
+                 ) -> None:
+    """Magic, version, hparams, vocabulary (and GGCC's merges): everything before the first tensor."""
     c = BY_NAME[container]
     fp.write(struct.pack("<I", c.magic))
     if version is not None:
@@ -51,11 +62,14 @@ def write_legacy(
         fp.write(struct.pack("<I", len(merges or [])))
         for a, b in merges or []:
             fp.write(struct.pack("<I", len(a)) + a + struct.pack("<I", len(b)) + b)
-    from_ggml = {v: k for k, v in TO_RWKV.items()} if container == "RWKV" else None
-    for name, ggml_type, shape, data in tensors:
-        if from_ggml is not None:
-            ggml_type = from_ggml[ggml_type]  # rwkv.cpp's own type numbers
-        raw = name.encode("utf-8")
-        fp.write(struct.pack(f"<III{len(shape)}I", len(shape), len(raw), ggml_type, *shape) + raw)
-        fp.write(b"\0" * (-fp.tell() % c.alignment))
-        fp.write(data)
+
+
+def write_record(fp: BinaryIO, container: str, name: str, ggml_type: int, shape: tuple[int, ...]) -> int:
+    """A tensor's record up to its data (n_dims, name length, type, dims, name, alignment padding);
+    returns the offset its data starts at."""
+    if container == "RWKV":
+        ggml_type = _FROM_GGML[ggml_type]  # rwkv.cpp's own type numbers
+    raw = name.encode("utf-8")
+    fp.write(struct.pack(f"<III{len(shape)}I", len(shape), len(raw), ggml_type, *shape) + raw)
+    fp.write(b"\0" * (-fp.tell() % BY_NAME[container].alignment))
+    return fp.tell()

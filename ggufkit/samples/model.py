@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from gguf import GGUFWriter
-from gguf.constants import LlamaFileType
+from gguf.constants import GGMLQuantizationType as T, LlamaFileType
 
 from ggufkit.families.llama import gguf_to_legacy, legacy_names
+from ggufkit.samples.stream import Dest, Tensor, f16_rows, f32_rows, fill, random_rows
 from ggufkit.samples.vocab import build_vocab
 
 
@@ -63,13 +65,35 @@ SIZES = {
     # ~1B parameters with a real-sized vocabulary: per-token costs outside the layers (the logit row,
     # sampling, Python) weigh as they do on real models; too big for CI, made for GPU measurements
     "medium": SampleSpec(n_vocab=32000, n_embd=2048, n_layer=16, n_head=16, n_head_kv=16, n_ff=5632),
+    # LLaMA-7B's shapes (6.7 B parameters: 13.5 GB at F16, 3.9 GB as Q4_0): convert, inspect and run at
+    # the size people used; written as a stream like the others (issue 27). Its ffn rows (11008) are
+    # not a multiple of 256, as in the real model.
+    "7b": SampleSpec(n_vocab=32000, n_embd=4096, n_layer=32, n_head=32, n_head_kv=32, n_ff=11008),
 }
 
 
 def write_gguf(path: Path, spec: SampleSpec, f16: bool, seed: int = 0, name: str = "ggufkit-sample",
-               chat_template: str | None = None) -> None:
-    """Random weights (std 0.02, norms 1) at F32 or mostly-F16 (1-D norms stay F32, as llama.cpp does)."""
-    rng = np.random.default_rng(seed)
+               chat_template: str | None = None, on_progress: Callable[[int], None] | None = None) -> None:
+    """Random weights (std 0.02, norms 1) at F32 or mostly-F16 (1-D norms stay F32, as llama.cpp does),
+    streamed: gguf-py writes the header, the data follows a slice at a time (stream.fill)."""
+    tensors = [Tensor(n, T.F16 if f16 and len(shape) == 2 else T.F32, tuple(reversed(shape)),
+                      shape[-1] * (2 if f16 and len(shape) == 2 else 4)) for n, shape in spec.shapes()]
+    offsets, size = write_header(path, spec, f16, tensors, seed, name, chat_template)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, size)
+        targets = {t.name: (Dest(((fd, off),), None, t.rows, t.row_bytes), f16_rows if t.ggml_type == T.F16 else f32_rows)
+                   for t, off in zip(tensors, offsets)}
+        fill(random_rows(spec.shapes(), seed), targets, on_progress)
+    finally:
+        os.close(fd)
+
+
+def write_header(path: Path, spec: SampleSpec, f16: bool, tensors: list[Tensor], seed: int = 0,
+                 name: str = "ggufkit-sample", chat_template: str | None = None) -> tuple[list[int], int]:
+    """The key/values and tensor table of a sample GGUF (gguf-py's GGUFWriter), nothing of the data;
+    returns each tensor's data offset and the whole file's size (each tensor padded to the alignment,
+    as GGUFWriter pads them)."""
     w = GGUFWriter(path, "llama")
     w.add_name(name)
     w.add_file_type(LlamaFileType.MOSTLY_F16 if f16 else LlamaFileType.ALL_F32)
@@ -92,15 +116,17 @@ def write_gguf(path: Path, spec: SampleSpec, f16: bool, seed: int = 0, name: str
     w.add_eos_token_id(2)
     if chat_template is not None:
         w.add_chat_template(chat_template)
-    for tname, shape in spec.shapes():
-        if len(shape) == 1:
-            data = np.ones(shape, dtype=np.float32)
-        else:
-            data = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
-            if f16:
-                data = data.astype(np.float16)
-        w.add_tensor(tname, data)
+    for t in tensors:
+        w.add_tensor_info(t.name, tuple(reversed(t.ne)), np.dtype(np.float16 if t.ggml_type == T.F16 else np.float32),
+                          t.nbytes, raw_dtype=T(t.ggml_type))
     w.write_header_to_file()
     w.write_kv_data_to_file()
-    w.write_tensors_to_file()
+    w.write_ti_data_to_file()
+    assert w.fout is not None
+    offset = GGUFWriter.ggml_pad(w.fout[0].tell(), w.data_alignment)
     w.close()
+    offsets = []
+    for t in tensors:
+        offsets.append(offset)
+        offset += GGUFWriter.ggml_pad(t.nbytes, w.data_alignment)
+    return offsets, offset

@@ -8,11 +8,13 @@ values, the kind of edit that breaks a parser that trusts them.
 from __future__ import annotations
 
 import random
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from ggufkit.formats import cursor
-from ggufkit.formats.detect import open_model
+from ggufkit.formats.detect import open_model, sniff
+from ggufkit.formats.gguf_file import read_gguf
 
 BOUNDARY = (0, 1, 2, 3, 7, 31, 32, 255, 256, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
             1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)
@@ -36,16 +38,27 @@ def fields_of(path: Path, imatrix: bool = False) -> list[Field]:
             found.append(Field(self.pos, n, what))
         return original(self, n, what)
 
+    def recording_strings(self: cursor.Cursor, count: int, width: int, what: str) -> list[str]:
+        # item by item through `read`, so each string's length is a field too
+        unpack = {4: "<I", 8: "<Q"}[width]
+        return [self.read(struct.unpack(unpack, self.read(width, what))[0], what).decode("utf-8", "surrogateescape")
+                for _ in range(count)]
+
+    strings = cursor.Cursor.strings
     cursor.Cursor.read = recording_read  # type: ignore[method-assign]
+    cursor.Cursor.strings = recording_strings  # type: ignore[method-assign]
     try:
         if imatrix:
             from ggufkit.imatrix.files import read_matrix
 
             read_matrix(path)
+        elif sniff(path) == "gguf":
+            read_gguf(path, whole=False)  # this file's fields only (a shard's siblings are other files)
         else:
             open_model(path)
     finally:
         cursor.Cursor.read = original  # type: ignore[method-assign]
+        cursor.Cursor.strings = strings  # type: ignore[method-assign]
     return found
 
 

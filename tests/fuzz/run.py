@@ -38,12 +38,44 @@ SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"
          # the GGML-era families' readers: the ggml examples' container per family, GGCC, rwkv.cpp
          ("q5_0", "family:gpt2"), ("q4_0", "family:starcoder"), ("q4_1", "family:gptneox"), ("f16", "family:mpt"),
          ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"),
+         # a split model: the first shard mutated (its sibling intact), and the second (the first intact)
+         ("f16", "shard:1"), ("q4_k_m", "shard:2"),
          # importance matrices of the f16 seed (ggufkit.imatrix.files): llama-imatrix's GGUF and .dat layouts
          ("f16", "imatrix:gguf"), ("f16", "imatrix:dat"))
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
 VALIDATION_EXTRA_BYTES = 1 << 30
+
+
+@dataclass
+class Seed:
+    data: bytes
+    fields: list
+    legacy: bool
+    mutant: Path  # where each mutant of it is written
+    given: Path | None = None  # the file the commands are given (a split model's first shard), if not the mutant
+    imatrix_of: Path | None = None  # an importance matrix: the model it belongs to
+
+    def __post_init__(self) -> None:
+        self.given = self.given or self.mutant
+
+
+def _shard_seed(work: Path, type_name: str, which: int) -> Seed:
+    """Shard `which` (1 or 2) of the sample split in two; mutants replace it beside its intact sibling."""
+    from ggufkit.samples.make import make_sample
+    from ggufkit.surgery.split import split
+
+    folder = work / f"shards-{which}"
+    folder.mkdir(exist_ok=True)
+    names = [folder / f"m-0000{i}-of-00002.gguf" for i in (1, 2)]
+    if not names[1].exists():
+        src = make_sample(work / f"seed-{type_name}.split.gguf", type_name, "gguf", "tiny", force=True)
+        split(src, folder / "m", max_tensors=11, force=True)
+    seed = folder / f"seed-{which}.gguf"
+    if not seed.exists():
+        seed.write_bytes(names[which - 1].read_bytes())
+    return Seed(seed.read_bytes(), fields_of(seed), False, names[which - 1], names[0])
 
 
 @dataclass
@@ -101,6 +133,9 @@ def commands(path: Path, out: Path, legacy: bool, model: Path | None = None) -> 
                 "imatrix": ["imatrix", "--in-file", str(path), "-o", str(out / "i.gguf")]}
     cmds = {
         "inspect": ["inspect", str(path)],
+        "split": ["split", str(path), "--max-tensors", "8", "-o", str(out / "s")],
+        "edit": ["edit", str(path), "-o", str(out / "e.gguf"), "--set", "general.name=fuzz"],
+        "diff": ["diff", str(path), str(path), "--values"],
         "quantize": ["quantize", str(path), "-t", "q4_0", "-o", str(out / "q.gguf")],
         "run": ["run", str(path), "-p", "hello", "-n", "4", "--ctx", "64"],
         "bench": ["bench", str(path), "-p", "8", "-n", "4", "-r", "1", "--format", "json"],
@@ -186,29 +221,32 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     seeds = []
     for type_name, fmt in SEEDS:
         path = work / f"seed-{type_name}.{fmt.replace(':', '-')}"  # every reader, container, block era, family
-        imatrix_of = work / f"seed-{type_name}.gguf" if fmt.startswith("imatrix:") else None  # made before
+        if fmt.startswith("shard:"):
+            seeds.append(_shard_seed(work, type_name, int(fmt.split(":")[1])))
+            continue
+        if fmt.startswith("imatrix:"):
+            seeds.append(_imatrix_seed(work, work / f"seed-{type_name}.gguf", path, fmt.split(":")[1]))
+            continue
         if not path.exists():
             if fmt.startswith("family:"):
                 write_family_sample(path, fmt.split(":")[1], type_name, force=True)
-            elif imatrix_of is not None:
-                _write_imatrix_seed(imatrix_of, path, fmt.split(":")[1])
             else:
                 make_sample(path, type_name, fmt, "tiny", force=True)
-        seeds.append((path.read_bytes(), fields_of(path, imatrix_of is not None), fmt != "gguf", imatrix_of))
+        seeds.append(Seed(path.read_bytes(), fields_of(path), fmt != "gguf", work / "mutant.bin"))
     report = Report()
-    mutant = work / "mutant.bin"
     out = work / "out"
     worker = Worker()
     try:
         for i in range(iterations):
-            data, fields, legacy, imatrix_of = rng.choice(seeds)
+            chosen = rng.choice(seeds)
+            data, fields, legacy, mutant = chosen.data, chosen.fields, chosen.legacy, chosen.given
             mutated, how = mutate(data, fields, rng)
-            mutant.write_bytes(mutated)
+            chosen.mutant.write_bytes(mutated)
             report.mutants += 1
             started = time.perf_counter()
             try:
                 with address_space_cap(VALIDATION_EXTRA_BYTES):
-                    for_llama = validate(mutant, legacy, work, imatrix_of is not None)
+                    for_llama = validate(mutant, legacy, work, chosen.imatrix_of is not None)
                 accepted = for_llama is not None
             except Exception:  # MemoryError included: validation must stay bounded whatever the header claims
                 report.failures.append(_save(crashes, i, mutated, how, "in-process: " + traceback.format_exc(limit=3)))
@@ -220,7 +258,8 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             end = header_end(fields, len(data))
             data_only = len(mutated) == len(data) and mutated[:end] == data[:end]
             judge = i % cli_every == 0
-            if accepted and not data_only and imatrix_of is None:  # tensor-data edits are valid files: llama.cpp computes on any weights
+            # tensor-data edits are valid files: llama.cpp computes on any weights (a matrix: the commands judge)
+            if accepted and not data_only and chosen.imatrix_of is None:
                 verdict = worker.check(for_llama)
                 if verdict == "ok":
                     report.loaded += 1
@@ -234,7 +273,7 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
                     report.refusals[reason] = report.refusals.get(reason, 0) + 1
             if not judge or (cli_limit is not None and report.cli_runs >= cli_limit):
                 continue
-            for name, args in commands(mutant, out, legacy, imatrix_of).items():
+            for name, args in commands(mutant, out, legacy, chosen.imatrix_of).items():
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
                 problem = run_cli(args, out)
@@ -250,16 +289,19 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
     return report
 
 
-def _write_imatrix_seed(model: Path, path: Path, layout: str) -> None:
+def _imatrix_seed(work: Path, model: Path, path: Path, layout: str) -> Seed:
+    """A synthetic importance matrix of `model` (made before it, as the first seed) in one layout."""
     from ggufkit.imatrix.files import read_matrix, write_dat
     from ggufkit.samples.imatrix import write_synthetic_imatrix
 
-    gguf = write_synthetic_imatrix(model, path.with_suffix(".tmp.gguf"))
-    if layout == "dat":
-        write_dat(path, read_matrix(gguf), "synthetic")
-        gguf.unlink()
-    else:
-        gguf.rename(path)
+    if not path.exists():
+        gguf = write_synthetic_imatrix(model, path.with_suffix(".tmp.gguf"))
+        if layout == "dat":
+            write_dat(path, read_matrix(gguf), "synthetic")
+            gguf.unlink()
+        else:
+            gguf.rename(path)
+    return Seed(path.read_bytes(), fields_of(path, imatrix=True), False, work / f"mutant.{layout}", imatrix_of=model)
 
 
 def _save(folder: Path, i: int, data: bytes, how: str, problem: str) -> str:

@@ -10,18 +10,30 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gguf.constants import GGUFValueType as V
 
-from tests.hostile.gguf_raw import RawGguf
+from tests.hostile.gguf_raw import RawGguf, RawTensor
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
     breaks: str
-    build: Callable[[RawGguf, bytes], bytes]  # (parsed GGUF sample, GGJT v3 sample bytes) -> file bytes
+    # (parsed GGUF sample, GGJT v3 sample bytes) -> the file's bytes, or a split model's shards (None: missing)
+    build: Callable[[RawGguf, bytes], bytes | list[bytes | None]]
     describable: bool = False  # inspect shows it (a legacy file that is not LLaMA-shaped), every other command refuses
+    given: int = 1  # a split model: the shard the commands are given (1: the first, as llama.cpp wants)
+    # the commands (tests/test_hostile.py COMMANDS) it is run through; empty: all. A split model skips convert
+    # (it refuses any GGUF before reading on) and bench (it reads through the same prepare_model as run).
+    commands: tuple[str, ...] = ()
+
+    def files(self, folder: Path, built: bytes | list[bytes | None]) -> list[Path]:
+        """Where its file(s) go: NAME.bin, or a split model's NAME-0000i-of-0000n.gguf (missing ones too)."""
+        if isinstance(built, bytes):
+            return [folder / f"{self.name}.bin"]
+        return [folder / f"{self.name}-{i:05d}-of-{len(built):05d}.gguf" for i in range(1, len(built) + 1)]
 
 
 def _patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
@@ -146,6 +158,58 @@ def _drop_layer(r: RawGguf) -> None:
     r.set("llama.block_count", V.UINT32, 1)
 
 
+def _shard_case(name: str, breaks: str, build: Callable[[RawGguf, bytes], bytes | list[bytes | None]],
+                given: int = 1) -> Case:
+    return Case(name, breaks, build, given=given, commands=("inspect", "quantize", "run"))
+
+
+def split_raw(raw: RawGguf, cut: int, tensors: list[RawTensor] | None = None) -> list[RawGguf]:
+    """The sample as a model split in two after `cut` tensors, as llama-gguf-split lays it out."""
+    from ggufkit.formats.ggml_types import tensor_nbytes
+
+    tensors = raw.tensors if tensors is None else tensors
+    meta = [e for e in raw.kv if not e[0].startswith("split.")]
+    shards = []
+    for i, group in enumerate((tensors[:cut], tensors[cut:])):
+        data, table = bytearray(), []
+        for t in group:
+            n = tensor_nbytes(t.type, tuple(t.dims), "", t.name)
+            table.append(RawTensor(t.name, list(t.dims), t.type, len(data)))
+            data += raw.data[t.offset:t.offset + n] + b"\0" * (-n % 32)
+        kv = (list(meta) if i == 0 else []) + [("split.no", V.UINT16, None, i),
+                                                ("split.tensors.count", V.INT32, None, len(tensors)),
+                                                ("split.count", V.UINT16, None, 2)]
+        shards.append(RawGguf(kv, table, bytes(data), raw.version, 32))
+    return shards
+
+
+def _shards(change: Callable[[list[RawGguf]], list[bytes | None] | None] | None = None, embd_last: bool = False
+            ) -> Callable[[RawGguf, bytes], list[bytes | None]]:
+    """A split model of the sample (token_embd.weight moved to the second shard if `embd_last`), changed."""
+    def build(raw: RawGguf, _legacy: bytes) -> list[bytes | None]:
+        tensors = raw.tensors[1:] + raw.tensors[:1] if embd_last else raw.tensors
+        shards = split_raw(raw, 10, tensors)
+        files = change(shards) if change is not None else None
+        return files if files is not None else [s.to_bytes() for s in shards]
+    return build
+
+
+def _second(f: Callable[[RawGguf], None]) -> Callable[[list[RawGguf]], None]:
+    return lambda shards: f(shards[1])
+
+
+def _both(f: Callable[[RawGguf], None]) -> Callable[[list[RawGguf]], None]:
+    return lambda shards: [f(s) for s in shards] and None
+
+
+def _rename_second(shards: list[RawGguf]) -> None:
+    shards[1].tensors[0].name = shards[0].tensors[0].name
+
+
+def _other_vocabulary(shards: list[RawGguf]) -> None:
+    _tensor(shards[1], "token_embd.weight").dims = [256, 500]
+
+
 CASES: tuple[Case, ...] = (
     Case("gguf-bad-magic", "magic", lambda raw, _l: b"GGUX" + raw.to_bytes()[4:]),
     Case("gguf-version-99", "version", lambda raw, _l: _patch(raw.to_bytes(), 4, "<I", 99)),
@@ -206,6 +270,21 @@ CASES: tuple[Case, ...] = (
     Case("rwkv-data-type-5", "rwkv.cpp's own type numbers", _family("rwkv", "f16", 32 + 4 + 4, "<I", 5)),
     Case("rwkv-2^31-dims", "rwkv tensor dimension count", _family("rwkv", "f16", 24, "<I", 1 << 31)),
     Case("empty-file", "anything at all", lambda _raw, _legacy: b""),
+    # split models: the first shard is given, the others are found by name
+    _shard_case("shard-missing", "every shard present", _shards(lambda s: [s[0].to_bytes(), None])),
+    _shard_case("shard-truncated", "every shard complete",
+                _shards(lambda s: [s[0].to_bytes(), s[1].to_bytes()[:-1000]])),
+    _shard_case("shard-of-3", "split.count the same in every shard",
+                _shards(_second(_set_kv("split.count", V.UINT16, 3)))),
+    _shard_case("shard-numbered-0", "split.no of each shard", _shards(_second(_set_kv("split.no", V.UINT16, 0)))),
+    _shard_case("shard-tensor-count", "split.tensors.count = the tensors the shards hold",
+                _shards(_both(_set_kv("split.tensors.count", V.INT32, 22)))),
+    _shard_case("shard-overlapping-tensors", "each tensor in one shard only", _shards(_rename_second)),
+    _shard_case("shard-of-another-model", "the other shards' tensors fit the first's metadata",
+                _shards(_other_vocabulary, embd_last=True)),
+    _shard_case("shard-second-given", "the first shard given (llama.cpp loads from it)", _shards(), given=2),
+    _shard_case("shard-unnamed", "a first shard named PREFIX-00001-of-0000N.gguf (llama.cpp finds the others by it)",
+                lambda raw, _l: split_raw(raw, 10)[0].to_bytes()),
 )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
-from ggufkit.ggml_lib import to_f16
+from ggufkit.formats.legacy.repack import repack_blocks
 
 Q4_2, Q4_3 = 4, 5  # type ids of the removed April 2023 types (today's 4 and 5 are unused)
 
@@ -37,8 +37,9 @@ class Layout:
     today: int | None  # today's type these blocks repack into (None: must be requantized)
     loss: str  # EXACT | F16_SCALES | REQUANTIZED
     dequantize: Callable[[np.ndarray], np.ndarray]  # (n, nbytes) uint8 -> (n, block) float32
-    # -> (today's blocks, largest relative weight change from rounding f32 scales, or None); None: bytes are today's
-    repack: Callable[[np.ndarray], tuple[np.ndarray, float | None]] | None = None
+    # (blocks, optional output of today's blocks) -> (today's blocks, largest relative weight change from
+    # rounding f32 scales, or None); None: the bytes are today's already
+    repack: Callable[..., tuple[np.ndarray, float | None]] | None = None
     # (scale, min or None, values in element order) -> blocks: for writers of sample files
     pack: Callable[[np.ndarray, np.ndarray | None, np.ndarray], np.ndarray] | None = None
 
@@ -62,14 +63,6 @@ def _nibbles_paired(qs: np.ndarray) -> np.ndarray:
 def _nibbles_split(qs: np.ndarray) -> np.ndarray:
     """Today's order: byte j holds x[j] (low) and x[j + half] (high)."""
     return np.concatenate([qs & 0x0F, qs >> 4], axis=1)
-
-
-def _reorder(qs: np.ndarray, out: np.ndarray) -> None:
-    """Paired order -> split order into `out`, a pure permutation of the 4-bit values (lossless)."""
-    half = qs.shape[1] // 2
-    a, b = qs[:, :half], qs[:, half:]
-    out[:, 0::2] = (a & 0x0F) | (b << 4)
-    out[:, 1::2] = (a >> 4) | (b & 0xF0)
 
 
 def _high_bits(raw: np.ndarray, at: int) -> np.ndarray:
@@ -126,29 +119,10 @@ def _make(name: str, block: int, scale: str, has_min: bool, paired: bool, high_b
     if today is not None and (scale == "f32" or paired):
         out_head = 2 * (2 if has_min else 1)  # f16 scale (and min)
 
-        def repack(raw: np.ndarray) -> tuple[np.ndarray, float | None]:
-            out = np.empty((raw.shape[0], nbytes - head + out_head), np.uint8)
-            change = None
-            if scale == "f32":
-                d = _f32(raw, 0)
-                d16 = to_f16(d)
-                out[:, 0:2] = d16.view(np.uint8)
-                m = m16 = None
-                if has_min:
-                    m = _f32(raw, 4)
-                    m16 = to_f16(m)
-                    out[:, 2:4] = m16.view(np.uint8)
-                change = _scale_change(d, d16, m, m16)
-            else:
-                out[:, :head] = raw[:, :head]
-            if high_bits:
-                out[:, out_head:out_head + 4] = raw[:, qh_at:qh_at + 4]  # element order, as today
-            qs = raw[:, qs_at:]
-            if paired:
-                _reorder(qs, out[:, out_head + (4 if high_bits else 0):])
-            else:
-                out[:, out_head + (4 if high_bits else 0):] = qs
-            return out, change
+        def repack(raw: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, float | None]:
+            if out is None:
+                out = np.empty((raw.shape[0], nbytes - head + out_head), np.uint8)
+            return out, repack_blocks(raw, out, scale == "f32", has_min, high_bits, paired)
 
         loss = F16_SCALES if scale == "f32" else EXACT
     if today is None:
@@ -209,26 +183,6 @@ def era_type_name(ggml_type: int) -> str:
         return T(ggml_type).name
     except ValueError:
         return f"type{ggml_type}"
-
-
-def _scale_change(d: np.ndarray, d16: np.ndarray, m: np.ndarray | None, m16: np.ndarray | None) -> float:
-    """Largest change of a dequantized weight that rounding the f32 scales to f16 makes, relative to the
-    largest weight of its block (for Q4_0/Q8_0 that is just the scale's own relative change; for Q4_1,
-    w = q*d + m with q in 0..15, so the extremes are at q = 0 and q = 15). float32 is plenty for a
-    figure of ~1e-3, and twice as fast as float64 on millions of blocks."""
-    d = d[:, 0]
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        dd = d16[:, 0].astype(np.float32) - d
-        if m is not None and m16 is not None:
-            mm = m[:, 0]
-            dm = m16[:, 0].astype(np.float32) - mm
-            change = np.maximum(np.abs(dm), np.abs(15 * dd + dm))
-            size = np.maximum(np.abs(mm), np.abs(15 * d + mm))
-        else:
-            change, size = np.abs(dd), np.abs(d)
-        rel = change / size
-    rel = rel[np.isfinite(rel)]  # all-zero blocks (0/0) and scales beyond f16's range say nothing here
-    return float(rel.max()) if rel.size else 0.0
 
 
 # Today's Q4_0 and Q5_0 blocks spelled out, so sample writers can pack values their own quantizer made.

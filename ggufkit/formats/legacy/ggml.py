@@ -15,6 +15,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gguf.constants import GGUF_MAGIC
+
 from ggufkit.errors import BadInputError
 from ggufkit.families import for_container
 from ggufkit.families.base import Family
@@ -96,7 +98,9 @@ def read_container(path: str | os.PathLike[str], families: Sequence[Family] | No
         magic = cur.u32("magic")
         c = CONTAINERS.get(magic)
         if c is None:
-            raise BadInputError("not a GGML/GGMF/GGJT/GGCC file (bad magic)", cur.path)
+            if magic == GGUF_MAGIC:  # said here, so that callers need not sniff the file first
+                raise BadInputError("already a GGUF file, not a legacy one: nothing to convert", cur.path)
+            raise BadInputError("not a legacy GGML/GGMF/GGJT/GGCC/rwkv.cpp model file (unknown magic)", cur.path)
         version = None if c.versions == (None,) else cur.u32("version")
         if c.name == "GGMF" and version in RWKV.versions:
             c = RWKV

@@ -22,6 +22,7 @@ from ggufkit.formats.legacy import blocks
 from ggufkit.formats.legacy.ggml import LegacyModel
 
 MAX_PARTS = 64
+COMPARE_PIECE = 1 << 20  # bytes of an unsplit tensor compared at a time
 
 
 def part_path(first: str, index: int) -> str:
@@ -42,6 +43,12 @@ def expected_parts(m: LegacyModel) -> int:
 def join(first: LegacyModel, read_part: Callable[[str], LegacyModel]) -> LegacyModel:
     """`first` with its other parts read and its tensors made whole; `first` itself if it has none."""
     n = expected_parts(first)
+    later = _later_part(first.path)
+    if n > 1 and later is not None:
+        base, index = later
+        missing = "" if os.path.exists(base) else ", which is missing"
+        raise BadInputError(f"this is part {index + 1} of a multi-part model, not its first: name the first part, "
+                            f"{os.path.basename(base)}{missing}", first.path)
     if n == 1:
         if os.path.exists(part_path(first.path, 1)):
             raise BadInputError(f"{part_path(first.path, 1)} lies beside it, but this file holds a whole model "
@@ -61,6 +68,7 @@ def join(first: LegacyModel, read_part: Callable[[str], LegacyModel]) -> LegacyM
                             "parts of different models are mixed", first.path)
     for p in parts[1:]:
         _check_same_model(first, p)
+        _check_same_copies(first, p)
     tensors = []
     for k, t in enumerate(first.tensors):
         axis = first.family.split_axis(t.name, len(t.shape))
@@ -90,6 +98,29 @@ def _check_same_model(a: LegacyModel, b: LegacyModel) -> None:
         raise BadInputError(f"not a part of the same model: {what}", b.path)
 
 
+def _later_part(path: str) -> tuple[str, int] | None:
+    """(the first part's path, this part's index) if `path` is named as a later part (NAME.1, NAME.2, ...)."""
+    base, dot, index = path.rpartition(".")
+    if dot and index.isdigit() and 1 <= int(index) < MAX_PARTS and base:
+        return base, int(index)
+    return None
+
+
+def _check_same_copies(a: LegacyModel, b: LegacyModel) -> None:
+    """The parts of one model hold the same copy of every tensor that is not split (LLaMA's norms); a part
+    of another model of the same shape holds its own model's. Read a piece at a time: they are small."""
+    with open(a.path, "rb") as fa, open(b.path, "rb") as fb:
+        for ta, tb in zip(a.tensors, b.tensors):
+            if a.family.split_axis(ta.name, len(ta.shape)) is not None:
+                continue
+            for at in range(0, ta.nbytes, COMPARE_PIECE):
+                n = min(COMPARE_PIECE, ta.nbytes - at)
+                if os.pread(fa.fileno(), n, ta.offset + at) != os.pread(fb.fileno(), n, tb.offset + at):
+                    raise BadInputError(f"not a part of the same model: its {ta.name} differs from the first part's "
+                                        f"({os.path.basename(a.path)}), and every part of one model holds the same "
+                                        "copy of it", b.path)
+
+
 class RowReader:
     """Whole rows of a tensor's stored blocks, as (rows, row bytes) uint8 arrays, from one or many parts."""
 
@@ -117,6 +148,19 @@ class RowReader:
     def fd(self) -> int:
         """The single file's descriptor (for kernel copies of single-part models)."""
         return self._fds[self.model.path]
+
+    def ranges(self, index: int) -> list[tuple[int, int, int]] | None:
+        """The tensor's bytes as (file descriptor, offset, bytes) runs that follow each other in the whole
+        tensor (one per file: the whole model's, or each part's run of rows); None where the parts hold a
+        slice of every row, which must be interleaved row by row."""
+        t = self.model.tensors[index]
+        parts = self.model.parts
+        axis = self.model.family.split_axis(t.name, len(t.shape)) if parts else None
+        if not parts or axis is None:
+            return [(self._fds[self.model.path], t.offset, t.nbytes)]
+        if axis == 0:
+            return None
+        return [(self._fds[p.path], p.tensors[index].offset, p.tensors[index].nbytes) for p in parts]
 
     def rows(self, index: int, start: int, count: int) -> np.ndarray:
         """Rows [start, start + count) of tensor number `index` of the model."""
