@@ -47,15 +47,10 @@ def _theirs(bin_dir: Path, src: Path, out: Path, qtype: str, threads: int, *extr
 
 
 def _imatrix(model: Path, path: Path) -> Path:
-    """A synthetic importance matrix for every 2-D weight (llama-imatrix would need a text corpus and time)."""
-    from ggufkit.formats.gguf_file import read_gguf
-    from ggufkit.quantize.imatrix import write_imatrix
+    """A synthetic importance matrix for every 2-D weight (a real one would need a text run through the model)."""
+    from ggufkit.samples.imatrix import write_synthetic_imatrix
 
-    rng = np.random.default_rng(0)
-    weights = [t for t in read_gguf(model).tensors if len(t.shape) == 2]
-    write_imatrix(path, {t.name: rng.uniform(0.1, 3.0, t.shape[0]) for t in weights},
-                  {t.name: 5.0 for t in weights}, chunk_count=2)
-    return path
+    return write_synthetic_imatrix(model, path, chunks=2, seed=0)
 
 
 def main() -> dict:

@@ -78,3 +78,10 @@ def test_quantize_with_eval(cli, model, text, ngl, tmp_path):
     r = json_of(cli("quantize", source, "-t", "q4_0", "--out-dir", tmp_path, "--eval", text, "--eval-chunks", "2",
                     "-ngl", ngl, "--json", "-q"))
     assert r["quality"]["kld_mean"] > 0, r
+
+
+@pytest.mark.parametrize("ngl", NGL)
+def test_imatrix(cli, model, text, ngl, tmp_path):
+    r = json_of(cli("imatrix", model, "-f", text, "--ctx", "64", "--chunks", "2", "-ngl", ngl, "-o", tmp_path / "m.gguf",
+                    "--json"))
+    assert r["entries"] > 0 and r["chunk_count"] == 2 and r["ppl"] > 1, r

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ggufkit.cli.app import app
-from tests.hostile.cases import CASES
+from tests.hostile.cases import CASES, IMATRIX_CASES
 from tests.hostile.gguf_raw import RawGguf
 from tests.measure import run_measured
 
@@ -110,3 +110,43 @@ def test_hostile_files_split_merge_edit_diff(hostile_dir, tmp_path):
     assert sorted(p.name for p in next(iter(hostile_dir.values()))[0].parent.iterdir()) == sorted(
         p.name for p in before)  # nothing written beside the inputs (edit --in-place)
 
+
+
+IMATRIX_COMMANDS = {
+    "inspect": lambda f, model, out: ["inspect", f],
+    "imatrix": lambda f, model, out: ["imatrix", "--in-file", f, "-o", out / "x.gguf"],
+}
+
+
+@pytest.fixture(scope="module")
+def imatrix_hostile_dir(samples, tmp_path_factory) -> Path:
+    from ggufkit.imatrix.files import read_matrix, write_dat
+    from ggufkit.samples.imatrix import write_synthetic_imatrix
+
+    folder = tmp_path_factory.mktemp("hostile-imatrix")
+    seed = write_synthetic_imatrix(samples.gguf("f16"), folder / "seed.gguf")
+    write_dat(folder / "seed.dat", read_matrix(seed), "synthetic")
+    raw, dat = RawGguf.load(seed), (folder / "seed.dat").read_bytes()
+    for case in IMATRIX_CASES:
+        (folder / f"{case.name}{case.suffix}").write_bytes(case.build(raw, dat))
+    return folder
+
+
+@pytest.mark.parametrize("command", list(IMATRIX_COMMANDS))
+@pytest.mark.parametrize("case", IMATRIX_CASES, ids=[c.name for c in IMATRIX_CASES])
+def test_hostile_imatrix(imatrix_hostile_dir, samples, tmp_path, case, command):
+    """The importance-matrix reader behind inspect, imatrix --in-file and quantize --imatrix (which reads it
+    the same way, first of all: test_imatrix.py runs it on bad matrices)."""
+    path = imatrix_hostile_dir / f"{case.name}{case.suffix}"
+    before = path.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [str(a) for a in IMATRIX_COMMANDS[command](path, samples.gguf("f16"), out)]
+    r = run_measured([sys.executable, "-m", "ggufkit", *args], TIME_LIMIT_S)
+    assert not r.timed_out
+    assert r.returncode == 2, f"{command} on {case.name} ({case.breaks}): exit {r.returncode}\n{r.err}"
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ggufkit: error: ") and str(path) in lines[0], r.err
+    assert r.peak_rss < RSS_LIMIT
+    assert list(out.iterdir()) == []
+    assert path.read_bytes() == before

@@ -12,7 +12,9 @@ import pytest
 from gguf.constants import GGMLQuantizationType as T, Keys, LlamaFileType
 
 from ggufkit.formats.gguf_file import read_gguf
-from ggufkit.quantize.imatrix import read_imatrix, write_imatrix
+from ggufkit.imatrix.files import read_matrix, write_gguf
+from ggufkit.imatrix.matrix import Entry, Matrix, normalised
+from ggufkit.samples.imatrix import write_synthetic_imatrix
 from ggufkit.quantize.quant_types import QUANT_TYPES, quant_type
 from tests.conftest import assert_clean_error, run_cli
 
@@ -95,12 +97,8 @@ def test_imatrix_types_fail_early_without_one(f32, tmp_path, cli):
 
 
 def _imatrix_for(model: Path, path: Path) -> Path:
-    """A synthetic importance matrix covering every 2-D weight of `model` (random positive sums, 7 calls)."""
-    rng = np.random.default_rng(1)
-    weights = [t for t in read_gguf(model).tensors if len(t.shape) == 2]
-    write_imatrix(path, {t.name: rng.uniform(0.1, 3.0, t.shape[0]) for t in weights}, {t.name: 7.0 for t in weights},
-                  chunk_count=3)
-    return path
+    """A synthetic importance matrix covering every 2-D weight of `model` (random positive sums, 3 chunks)."""
+    return write_synthetic_imatrix(model, path, chunks=3)
 
 
 def test_imatrix_quantization(f32, tmp_path, cli):
@@ -122,11 +120,11 @@ def test_imatrix_legacy_format_reads_like_gguf(tmp_path):
     name = b"blk.0.ffn_up.weight"
     legacy.write_bytes(np.array([1, len(name)], "<i4").tobytes() + name + np.array([2, 3], "<i4").tobytes()
                        + sums.tobytes() + np.array([5, 4], "<i4").tobytes() + b"wiki")
-    old = read_imatrix(legacy)
-    write_imatrix(tmp_path / "imatrix.gguf", {"blk.0.ffn_up.weight": sums}, {"blk.0.ffn_up.weight": 2.0})
-    new = read_imatrix(tmp_path / "imatrix.gguf")
-    assert old.entries["blk.0.ffn_up.weight"].tolist() == new.entries["blk.0.ffn_up.weight"].tolist() == [1, 2, 3]
-    assert (old.chunk_count, old.datasets) == (5, ["wiki"])
+    old = read_matrix(legacy)
+    write_gguf(tmp_path / "imatrix.gguf", Matrix(512, {"blk.0.ffn_up.weight": Entry(sums, np.array([2]))}, ["x"]))
+    new = read_matrix(tmp_path / "imatrix.gguf")
+    assert normalised(old)["blk.0.ffn_up.weight"].tolist() == normalised(new)["blk.0.ffn_up.weight"].tolist() == [1, 2, 3]
+    assert (old.recorded_chunks, old.datasets) == (5, ["wiki"])
 
 
 def test_bad_imatrix_is_refused_before_llama_cpp(f32, tmp_path, cli):

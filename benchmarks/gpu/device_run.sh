@@ -124,7 +124,7 @@ for part in $PARTS; do
       set +e
       GGUFKIT_TEST_SIZE=small timeout 420 python3 -m pytest -q -p no:cacheprovider -x --durations=15 \
         tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
-        tests/test_bench.py ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
+        tests/test_bench.py tests/test_imatrix.py ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
       echo "pytest exit $?" >> "$OUT/gpu-tests.log"; tail -5 "$OUT/gpu-tests.log"
       set -e ;;
     commands-medium)

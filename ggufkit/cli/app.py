@@ -29,6 +29,7 @@ from ggufkit.cli import doctor as doctor_cmd
 from ggufkit.cli import edit as edit_cmd
 from ggufkit.cli import eval as eval_cmd
 from ggufkit.cli import fit as fit_cmd
+from ggufkit.cli import imatrix as imatrix_cmd
 from ggufkit.cli import inspect as inspect_cmd
 from ggufkit.cli import models as models_cmd
 from ggufkit.cli import quantize as quantize_cmd
@@ -124,6 +125,7 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("bench")(bench_cmd.bench)
 app.command("eval")(eval_cmd.eval_)
 app.command("fit")(fit_cmd.fit)
+app.command("imatrix")(imatrix_cmd.imatrix)
 app.command("rpc-server")(rpc_server_cmd.rpc_server)
 app.command("split")(split_cmd.split)
 app.command("merge")(split_cmd.merge)

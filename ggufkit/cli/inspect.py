@@ -10,7 +10,7 @@ import typer
 
 from ggufkit.cli.common import JsonOpt
 from ggufkit.cli.output import first_clause, human_bytes, human_count, notice, print_json, short_value, table
-from ggufkit.errors import EXIT_BAD_INPUT, GgufkitError
+from ggufkit.errors import EXIT_BAD_INPUT, BadInputError, GgufkitError
 from ggufkit.runtime.settings import RunSettings
 
 DEFAULT_CTX = RunSettings.ctx  # the estimate is for the context `run` opens by default
@@ -26,7 +26,8 @@ def inspect(
 ) -> int:
     """Show format, architecture, file type, parameters, hparams, vocabulary, template, tensors and memory.
 
-    A directory lists its model files instead, one line each (--json: a list of path, format, family,
+    An importance matrix (GGUF or .dat) shows its datasets, chunks and per-tensor statistics, as
+    llama-imatrix --show-statistics. A directory lists its model files instead, one line each (--json: a list of path, format, family,
     file_type, file_size, parameters, converts, convert, error).
 
     Reads headers only (never tensor data) and validates them: a malformed file exits with code 2.
@@ -35,12 +36,10 @@ def inspect(
     """
     if any(p.is_dir() for p in files):
         return _list(files, json_)
-    from ggufkit.formats.summary import summarize
-
     results, failed = [], 0
     for path in files:
         try:
-            results.append(summarize(path, ctx).to_dict())
+            results.append(_summary(path, ctx))
         except GgufkitError as e:
             if len(files) == 1:
                 raise
@@ -52,7 +51,7 @@ def inspect(
         for i, s in enumerate(results):
             if i:
                 sys.stdout.write("\n")
-            sys.stdout.write(_render(s, tensors, kv, template) + "\n")
+            sys.stdout.write((_render_imatrix(s) if "entries" in s else _render(s, tensors, kv, template)) + "\n")
     return EXIT_BAD_INPUT if failed else 0
 
 
@@ -69,6 +68,42 @@ def _list(paths: list[Path], json_: bool) -> int:
                  else f"error: {m.error}"] for m in listed]
         sys.stdout.write(table(rows, ["file", "format", "family", "type", "size", "convert"]) + "\n")
     return EXIT_BAD_INPUT if any(m.error for m in listed) else 0
+
+
+def _summary(path: Path, ctx: int) -> dict:
+    """A model's summary, or an importance matrix's (a GGUF of general.type imatrix, or a .dat file)."""
+    from ggufkit.formats.detect import open_model
+    from ggufkit.formats.gguf_file import GgufFile
+    from ggufkit.formats.summary import summarize_model
+    from ggufkit.imatrix import files, stats
+
+    try:
+        opened = open_model(path)
+    except BadInputError as e:
+        if "unknown magic" not in e.message and "too short" not in e.message:
+            raise
+        return stats.describe(path, files.read_unknown(path, e))
+    if isinstance(opened, GgufFile) and files.is_imatrix_gguf(opened):
+        return stats.describe(path, files.read_matrix(path))
+    return summarize_model(opened, ctx).to_dict()
+
+
+def _render_imatrix(s: dict) -> str:
+    lines = [("file", s["path"]), ("format", s["format"]), ("size", human_bytes(s["file_size"])),
+             ("datasets", ", ".join(s["datasets"]) or "-"),
+             ("chunks", f"{s['chunk_count']}" + (f" of {s['chunk_size']} tokens" if s["chunk_size"] else "")),
+             ("tensors", f"{s['entries']}" + (f" ({s['experts']} experts)" if s["experts"] > 1 else ""))]
+    if s["partial"]:
+        lines.append(("partial", "yes: Ctrl-C cut the run short"))
+    width = max(len(k) for k, _ in lines) + 1
+    rows = [[t["tensor"], f"{t['sum']:.2f}", f"{t['max']:.4f}", f"{t['mean']:.4f}", f"{t['stddev']:.4f}",
+             f"{100 * t['active']:.2f}%", f"{100 * t['entropy_norm']:.2f}%", f"{100 * t['zd']:.2f}%",
+             "-" if t["cossim"] is None else f"{t['cossim']:.4f}"] for t in s["tensors"]]
+    return ("\n".join(f"{k + ':':<{width}} {v}" for k, v in lines) + "\n\n"
+            + table(rows, ["tensor", "sum(act²)", "max", "mean", "stddev", "active", "entropy", "ZD", "cos prev"])
+            + "\n\nper tensor, over its mean squared activations (llama-imatrix --show-statistics): entropy as a "
+            "share of the most\npossible, ZD the share more than one σ above the mean, cos prev the cosine "
+            "similarity with\nthe same tensor one block earlier")
 
 
 def _render(s: dict, show_tensors: bool, show_kv: bool, show_template: bool) -> str:

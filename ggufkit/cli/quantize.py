@@ -30,7 +30,9 @@ def quantize(
     output_tensor_type: Annotated[Optional[str], typer.Option("--output-tensor-type", help="ggml type for output.weight (e.g. q8_0).", show_default=False, rich_help_panel=_ADV)] = None,
     token_embedding_type: Annotated[Optional[str], typer.Option("--token-embedding-type", help="ggml type for the token embeddings.", show_default=False, rich_help_panel=_ADV)] = None,
     tensor_type: Annotated[Optional[list[str]], typer.Option("--tensor-type", help="PATTERN=TYPE: tensors whose name matches the regex get TYPE (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
-    imatrix: Annotated[Optional[Path], typer.Option("--imatrix", help="Importance matrix from llama-imatrix (GGUF or .dat); the types marked in --list need one.", show_default=False, rich_help_panel=_ADV)] = None,
+    imatrix: Annotated[Optional[Path], typer.Option("--imatrix", help="Importance matrix from `ggufkit imatrix` or llama-imatrix (GGUF or .dat); the types marked in --list need one.", show_default=False)] = None,
+    imatrix_text: Annotated[Optional[str], typer.Option("--imatrix-text", help="Compute the importance matrix on this text file first ('default': the text `ggufkit eval` uses); kept in a cache, so another type or call reuses it.", show_default=False)] = None,
+    imatrix_chunks: Annotated[Optional[int], typer.Option("--imatrix-chunks", help="With --imatrix-text: stop after this many chunks of 512 tokens.", show_default=False)] = None,
     override_kv: Annotated[Optional[list[str]], typer.Option("--override-kv", help="KEY=TYPE:VALUE (TYPE int, float, bool, str) written into the output (repeatable).", show_default=False, rich_help_panel=_ADV)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute the sizes only; nothing is written.", rich_help_panel=_ADV)] = False,
     keep_split: Annotated[bool, typer.Option("--keep-split", help="Keep the input's shards: OUT-00001-of-0000N.gguf ...", rich_help_panel=_ADV)] = False,
@@ -56,13 +58,17 @@ def quantize(
         model, types or [], output, out_dir, force, threads=threads, allow_requantize=allow_requantize,
         leave_output_tensor=leave_output_tensor, pure=pure, output_tensor_type=output_tensor_type,
         token_embedding_type=token_embedding_type, tensor_types=tensor_type or [], imatrix=imatrix,
+        imatrix_text=imatrix_text, imatrix_chunks=imatrix_chunks, gpu_layers=gpu_layers,
         kv_overrides=override_kv or [], dry_run=dry_run, keep_split=keep_split,
         split_max_size=None if split_max_size is None else parse_split_size(split_max_size, "--split-max-size"),
     )
+    from ggufkit.cli.progress import chunk_bar
+
     bars = _Bars() if not quiet and sys.stderr.isatty() else None
     done: list = []
     try:
-        reports = run_job(job, bars.update if bars else None, None if quiet else notice, done.append)
+        with chunk_bar("imatrix", quiet or json_) as imatrix_bar:
+            reports = run_job(job, bars.update if bars else None, None if quiet else notice, done.append, imatrix_bar)
     except KeyboardInterrupt:  # the llama.cpp child is killed, the output in progress never named
         if bars:
             bars.close()

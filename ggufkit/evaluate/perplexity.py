@@ -34,6 +34,7 @@ from ggufkit.errors import BadInputError
 from ggufkit.evaluate.compare import Comparer
 from ggufkit.evaluate.logits import ChunkRunner
 from ggufkit.evaluate.stats import Tally
+from ggufkit.evaluate.text import check_ctx, cut_text
 from ggufkit.runtime.params import LoadParams
 
 
@@ -75,8 +76,7 @@ def evaluate(paths: list[Path], text: str, text_name: str, ctx: int = 512, chunk
     from ggufkit.runtime.model import load as load_model
     from ggufkit.runtime.prepare import prepare_model
 
-    if ctx < 16 or ctx % 2:
-        raise BadInputError(f"--ctx must be an even number of at least 16 tokens, not {ctx}")
+    check_ctx(ctx)
     prepared = [prepare_model(p, on_notice) for p in paths]
     _check_vocabularies(prepared)
     trained = prepared[0].gguf.arch_kv(Keys.LLM.CONTEXT_LENGTH)
@@ -100,32 +100,18 @@ def evaluate(paths: list[Path], text: str, text_name: str, ctx: int = 512, chunk
 
 def _run(opened: list[_Open], text: str, text_name: str, ctx: int, max_chunks: int | None,
          on_chunk: Callable[[int, int], None] | None) -> EvalResult:
-    import llama_cpp as L
-
     base = opened[0].runner.model
-    add_bos = bool(L.llama_vocab_get_add_bos(base.vocab))
-    bos = L.llama_vocab_bos(base.vocab)
-    tokens = base.tokenize(text, add_special=True)
-    total = len(tokens) // ctx
-    if len(tokens) < 2 * ctx:
-        raise BadInputError(f"the text has {len(tokens)} tokens; a context of {ctx} needs at least {2 * ctx} "
-                            "(llama-perplexity's minimum): give a longer text or a smaller --ctx")
-    n_chunks = total if max_chunks is None else max(1, min(total, max_chunks))
-    first = ctx // 2
-    result = EvalResult(text_name, len(tokens), ctx, 0, n_chunks, add_bos, False)
+    chunks = cut_text(base, text, ctx, max_chunks)
+    result = EvalResult(text_name, len(chunks.tokens), ctx, 0, chunks.count, chunks.add_bos, False)
     on_gpu = all(o.runner.model.all_on_gpu for o in opened)
     workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else base.params.n_threads
     with Comparer([o.tally for o in opened], workers, overlap=on_gpu) as comparer:
         try:
-            for i in range(n_chunks):
-                chunk = tokens[i * ctx:(i + 1) * ctx]
-                targets = np.array(chunk[first + 1:], dtype=np.int64)
-                if add_bos:
-                    chunk = [bos, *chunk[1:]]
-                _score_chunk(opened, chunk, targets, comparer)
+            for i in range(chunks.count):
+                _score_chunk(opened, chunks.chunk(i), chunks.targets(i), comparer)
                 comparer.end_chunk()
                 if on_chunk is not None:
-                    on_chunk(i + 1, n_chunks)
+                    on_chunk(i + 1, chunks.count)
         except KeyboardInterrupt:
             result.partial = True
         result.chunks = comparer.finish()

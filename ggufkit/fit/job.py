@@ -185,9 +185,9 @@ def _matrix(opts: FitOptions, src, report: ProgressFn) -> Path | None:
 def _matrix_key(path: Path) -> str:
     """The matrix's content key, once it has read as an importance matrix (a bad one fails before any work)."""
     from ggufkit.converters.cache import content_key
-    from ggufkit.quantize.imatrix import read_imatrix
+    from ggufkit.imatrix.files import read_matrix
 
-    read_imatrix(path)
+    read_matrix(path)
     return content_key(path)
 
 

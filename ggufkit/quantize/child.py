@@ -80,14 +80,17 @@ def work(req: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[st
 
 
 def _set_imatrix(llama_cpp, params, path: str, name: str, keep: list[Any]) -> list[tuple[str, str, Any]]:
-    """Point params.imatrix at the file's vectors; return the kv entries quantize.cpp records with them."""
+    """Point params.imatrix at the file's vectors, normalised as llama-quantize does; return the kv entries
+    quantize.cpp records with them."""
     import numpy as np
 
-    from ggufkit.quantize.imatrix import read_imatrix
+    from ggufkit.imatrix.files import read_matrix
+    from ggufkit.imatrix.matrix import normalised
 
-    im = read_imatrix(path)
-    entries = (llama_cpp.llama_model_imatrix_data * (len(im.entries) + 1))()
-    for i, (tensor, values) in enumerate(im.entries.items()):
+    m = read_matrix(path)
+    vectors = normalised(m)
+    entries = (llama_cpp.llama_model_imatrix_data * (len(vectors) + 1))()
+    for i, (tensor, values) in enumerate(vectors.items()):
         values = np.ascontiguousarray(values, dtype=np.float32)
         keep.append(values)
         entries[i].name = tensor.encode()
@@ -96,11 +99,11 @@ def _set_imatrix(llama_cpp, params, path: str, name: str, keep: list[Any]) -> li
     keep.append(entries)  # the zeroed last element terminates the array
     params.imatrix = entries
     kv: list[tuple[str, str, Any]] = [(_KV_IMATRIX_FILE, "str", name.encode()[:127].decode("utf-8", "ignore"))]
-    if im.datasets:
-        kv.append((_KV_IMATRIX_DATASET, "str", im.datasets[0].encode()[:127].decode("utf-8", "ignore")))
-    kv.append((_KV_IMATRIX_N_ENTRIES, "int", len(im.entries)))
-    if im.chunk_count > 0:
-        kv.append((_KV_IMATRIX_N_CHUNKS, "int", im.chunk_count))
+    if m.datasets:
+        kv.append((_KV_IMATRIX_DATASET, "str", m.datasets[0].encode()[:127].decode("utf-8", "ignore")))
+    kv.append((_KV_IMATRIX_N_ENTRIES, "int", len(vectors)))
+    if (m.recorded_chunks or 0) > 0:
+        kv.append((_KV_IMATRIX_N_CHUNKS, "int", m.recorded_chunks))
     return kv
 
 

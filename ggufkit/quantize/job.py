@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ggufkit.errors import BadInputError
 from ggufkit.fsutil import make_dir
@@ -44,6 +44,9 @@ class QuantizeJob:
     token_embedding_type: str | None = None
     tensor_types: list[str] = field(default_factory=list)  # PATTERN=TYPE
     imatrix: Path | None = None
+    imatrix_text: str | None = None  # a text file, or "default"
+    imatrix_chunks: int | None = None
+    gpu_layers: int | str | None = None  # for --imatrix-text's matrix
     kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
     dry_run: bool = False
     keep_split: bool = False
@@ -52,8 +55,10 @@ class QuantizeJob:
 
 def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             on_notice: Callable[[str], None] | None = None,
-            on_done: Callable[[QuantizeReport], None] | None = None) -> list[QuantizeReport]:
-    """One report per type; `on_done` hears of each output as it is finished."""
+            on_done: Callable[[QuantizeReport], None] | None = None,
+            on_imatrix: Callable[[Any], None] | None = None) -> list[QuantizeReport]:
+    """One report per type; `on_done` hears of each output as it is finished, `on_imatrix` of the chunks of
+    --imatrix-text's matrix."""
     if job.model is None:
         raise BadInputError("missing the input model (see `ggufkit quantize --help`)")
     if not job.types:
@@ -73,12 +78,14 @@ def run_job(job: QuantizeJob, on_tensor: TypeTensorFn | None = None,
             output_tensor_type=None if job.output_tensor_type is None else ggml_type(job.output_tensor_type),
             token_embedding_type=None if job.token_embedding_type is None else ggml_type(job.token_embedding_type),
             tensor_types=[parse_tensor_type(s) for s in job.tensor_types], imatrix=job.imatrix,
+            imatrix_text=job.imatrix_text, imatrix_chunks=job.imatrix_chunks, imatrix_gpu_layers=job.gpu_layers,
             kv_overrides=[parse_override_kv(s) for s in job.kv_overrides], dry_run=job.dry_run,
             keep_split=job.keep_split, split_max_size=job.split_max_size,
         )
         targets = list(zip(qtypes, output_paths(job.model, qtypes, job.output, job.out_dir, job.dry_run)))
         hook = None if on_tensor is None else (lambda k, i, n, name: on_tensor(qtypes[k].name, i, n, name))
-        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started, on_done)
+        return quantize_targets(job.model, targets, options, job.force, hook, on_notice, started, on_done,
+                                on_imatrix)
     finally:
         started.cancel()
 

@@ -33,6 +33,9 @@ class QuantizeOptions:
     token_embedding_type: int | None = None
     tensor_types: list[tuple[str, int]] = field(default_factory=list)  # (regex on tensor names, ggml_type)
     imatrix: Path | None = None
+    imatrix_text: str | None = None  # compute the matrix on this text ("default": the built-in one), cached
+    imatrix_chunks: int | None = None
+    imatrix_gpu_layers: int | str | None = None  # -ngl for computing it
     kv_overrides: list[KvOverride] = field(default_factory=list)
     dry_run: bool = False
     keep_split: bool = False

@@ -43,13 +43,15 @@ def quantize_file(src: Path, out: Path | None, qtype: QuantType, options: Quanti
 def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], options: QuantizeOptions | None = None,
                      force: bool = False, on_tensor: TensorFn | None = None, on_notice: NoticeFn | None = None,
                      started: StartedChild | None = None,
-                     on_done: Callable[[QuantizeReport], None] | None = None) -> list[QuantizeReport]:
+                     on_done: Callable[[QuantizeReport], None] | None = None,
+                     on_imatrix: Callable[[Any], None] | None = None) -> list[QuantizeReport]:
     """Quantize `src` (GGUF, or a legacy file converted on the fly) to each (type, output) in turn.
 
     `started`: a child of CHILD started by the caller (its imports overlap these checks), used for the
     first target; the caller cancels it if this raises before using it. `on_done` hears of each output
     as it is finished (what an interruption leaves done: the one in progress is killed, nothing of it
-    written).
+    written). With `options.imatrix_text` the matrix is computed first (or found in imatrix/cache.py's
+    cache); `on_imatrix` gets its progress.
     """
     options = options or QuantizeOptions()
     kind = sniff(src)
@@ -58,6 +60,7 @@ def quantize_targets(src: Path, targets: list[tuple[QuantType, Path | None]], op
     input_bytes = header.file_size if header else src.stat().st_size  # a split model: all its shards
     with contextlib.ExitStack() as stack:
         model_path, model = (src, header) if header else _convert(src, targets, stack, on_notice)
+        options = _with_imatrix(src, model_path, model, options, on_imatrix)
         reports = []
         for k, (qtype, out) in enumerate(targets):
             reports.append(_quantize_one(
@@ -84,20 +87,29 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
                    force: bool, n_split: int) -> None:
     if not targets:
         raise BadInputError("no quantization type given")
+    if options.imatrix is not None and options.imatrix_text is not None:
+        raise BadInputError("give --imatrix FILE or --imatrix-text TEXT, not both")
+    if options.imatrix_chunks is not None and options.imatrix_text is None:
+        raise BadInputError("--imatrix-chunks goes with --imatrix-text")
     if options.imatrix is not None:
-        from ggufkit.quantize.imatrix import read_imatrix
+        from ggufkit.imatrix.files import read_matrix
 
-        read_imatrix(options.imatrix)
+        read_matrix(options.imatrix)
+    if options.imatrix_text is not None:
+        from ggufkit.imatrix.cache import resolve_text
+
+        resolve_text(options.imatrix_text)  # a missing or empty text fails now, not after the conversion
     if options.threads < 0:
         raise BadInputError(f"--threads must be 0 (all) or more, got {options.threads}")
     if options.keep_split and options.split_max_size is not None:
         raise BadInputError("give --keep-split or --split-max-size, not both")
     seen: set[Path] = set()
     for qtype, out in targets:
-        if qtype.needs_imatrix and options.imatrix is None and not options.dry_run:
+        if qtype.needs_imatrix and options.imatrix is None and options.imatrix_text is None and not options.dry_run:
             raise BadInputError(
-                f"{qtype.name} needs an importance matrix: pass --imatrix FILE (made by llama.cpp's llama-imatrix), "
-                "or pick a type that needs none (see `ggufkit quantize --list`)")
+                f"{qtype.name} needs an importance matrix: pass --imatrix FILE (from `ggufkit imatrix` or "
+                "llama-imatrix) or --imatrix-text TEXT|default (computed here, then cached), or pick a type "
+                "that needs none (see `ggufkit quantize --list`)")
         if options.dry_run:
             continue
         if out is None:
@@ -110,6 +122,27 @@ def _check_targets(src: Path, targets: list[tuple[QuantType, Path | None]], opti
             continue
         for path in split_outputs(out, n_split) if options.keep_split else [out]:
             check_output(path, [src], force)
+
+
+def _with_imatrix(src: Path, model_path: Path, model: GgufFile, options: QuantizeOptions,
+                  on_imatrix: Callable[[Any], None] | None) -> QuantizeOptions:
+    """The options with the importance matrix to use: --imatrix-text's, computed (or found in the cache) on
+    the GGUF llama.cpp will read; either one checked against the model's tensors first."""
+    from dataclasses import replace
+
+    from ggufkit.imatrix.files import read_matrix
+    from ggufkit.imatrix.matrix import check_matches
+
+    if options.imatrix_text is not None and not options.dry_run:  # a dry run needs no matrix
+        from ggufkit.imatrix.cache import matrix_for
+
+        path = matrix_for(model_path, options.imatrix_text, chunks=options.imatrix_chunks,
+                          threads=options.threads or None, gpu_layers=options.imatrix_gpu_layers,
+                          on_progress=on_imatrix)
+        options = replace(options, imatrix=path)
+    if options.imatrix is not None:
+        check_matches(read_matrix(options.imatrix), model, options.imatrix, src)
+    return options
 
 
 def _convert(src: Path, targets: list[tuple[QuantType, Path | None]], stack: contextlib.ExitStack,
@@ -139,7 +172,8 @@ def _quantize_one(model_path: Path, model: GgufFile, src: Path, input_bytes: int
 
     request = {
         **{k: v for k, v in asdict(options).items()
-           if k not in ("imatrix", "kv_overrides", "tensor_types", "split_max_size")},
+           if k not in ("imatrix", "imatrix_text", "imatrix_chunks", "imatrix_gpu_layers", "kv_overrides",
+                        "tensor_types", "split_max_size")},
         "input": str(model_path), "ftype": int(qtype.ftype), "only_copy": qtype.only_copy,
         "kv_overrides": [[o.key, o.kind, o.value] for o in options.kv_overrides],
         "tensor_types": [list(t) for t in options.tensor_types],
@@ -194,5 +228,5 @@ def _run(request: dict[str, Any], output: str, on_event: Callable[[dict[str, Any
         if "requantizing from type" in e.message:
             e.message += " (the input is already quantized: pass --allow-requantize, at some loss of quality)"
         elif "requires an imatrix" in e.message:
-            e.message += " (some tensors get a 1-3 bit i-quant: pass --imatrix FILE)"
+            e.message += " (some tensors get a 1-3 bit i-quant: pass --imatrix FILE or --imatrix-text TEXT)"
         raise

@@ -223,9 +223,12 @@ def _new_context(L, model, params: LoadParams, n_ctx: int, lora) -> tuple[object
     cp = L.llama_context_default_params()
     cp.n_ctx = n_ctx
     cp.n_batch = params.n_batch
-    cp.n_ubatch = params.n_batch
+    cp.n_ubatch = params.n_ubatch or params.n_batch
+    cp.n_seq_max = params.n_seq_max
     cp.n_threads = cp.n_threads_batch = params.n_threads
     cp.no_perf = False
+    if params.eval_callback is not None:
+        cp.cb_eval = params.eval_callback
     with llama_log.capture() as log:
         ctx = L.llama_init_from_model(model, cp)
     if not ctx:

@@ -27,6 +27,8 @@ class LoadParams:
     n_ctx: int = D.ctx  # 0 = the model's training context
     n_threads: int = field(default_factory=default_threads)
     n_batch: int = D.batch
+    n_ubatch: int = 0  # 0: n_batch (one micro-batch per batch)
+    n_seq_max: int = 1  # sequences decoded side by side in one batch (imatrix: several chunks, as llama-imatrix)
     n_gpu_layers: int = parse_gpu_layers(D.gpu_layers)  # -1 = all
     use_mmap: bool = D.mmap
     use_mlock: bool = D.mlock
@@ -38,6 +40,8 @@ class LoadParams:
     backend_sampling: bool | None = D.backend_sampling
     rpc: tuple[str, ...] = D.rpc  # llama.cpp rpc-servers, HOST:PORT (runtime/rpc.py)
     tensor_split: tuple[float, ...] = ()  # one proportion per offload device; () = by free memory
+    # llama.cpp's graph-evaluation callback (a ggml_backend_sched_eval_callback; imatrix/collect.py), or None
+    eval_callback: Any = None
 
     @classmethod
     def from_settings(cls, s: RunSettings, path: Path) -> LoadParams:

@@ -27,8 +27,9 @@ class Field:
     what: str
 
 
-def fields_of(path: Path) -> list[Field]:
-    """Every integer field the reader reads from `path` (seed files are valid, so it reads them all)."""
+def fields_of(path: Path, imatrix: bool = False) -> list[Field]:
+    """Every integer field the reader reads from `path` (seed files are valid, so it reads them all); the
+    importance-matrix reader's for an imatrix file."""
     found: list[Field] = []
     original = cursor.Cursor.read
 
@@ -47,7 +48,11 @@ def fields_of(path: Path) -> list[Field]:
     cursor.Cursor.read = recording_read  # type: ignore[method-assign]
     cursor.Cursor.strings = recording_strings  # type: ignore[method-assign]
     try:
-        if sniff(path) == "gguf":
+        if imatrix:
+            from ggufkit.imatrix.files import read_matrix
+
+            read_matrix(path)
+        elif sniff(path) == "gguf":
             read_gguf(path, whole=False)  # this file's fields only (a shard's siblings are other files)
         else:
             open_model(path)

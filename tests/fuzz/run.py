@@ -39,7 +39,9 @@ SEEDS = (("f16", "gguf"), ("q4_k_m", "gguf"), ("q4_0", "ggjt3"), ("f16", "ggjt3"
          ("q5_0", "family:gpt2"), ("q4_0", "family:starcoder"), ("q4_1", "family:gptneox"), ("f16", "family:mpt"),
          ("q8_0", "family:falcon40"), ("f16", "family:gptj"), ("q5_1", "family:replit"), ("q4_0", "family:rwkv"),
          # a split model: the first shard mutated (its sibling intact), and the second (the first intact)
-         ("f16", "shard:1"), ("q4_k_m", "shard:2"))
+         ("f16", "shard:1"), ("q4_k_m", "shard:2"),
+         # importance matrices of the f16 seed (ggufkit.imatrix.files): llama-imatrix's GGUF and .dat layouts
+         ("f16", "imatrix:gguf"), ("f16", "imatrix:dat"))
 CLI_TIMEOUT_S = 60
 IN_PROCESS_LIMIT_S = 5
 RSS_LIMIT = 1 << 30
@@ -53,6 +55,7 @@ class Seed:
     legacy: bool
     mutant: Path  # where each mutant of it is written
     given: Path | None = None  # the file the commands are given (a split model's first shard), if not the mutant
+    imatrix_of: Path | None = None  # an importance matrix: the model it belongs to
 
     def __post_init__(self) -> None:
         self.given = self.given or self.mutant
@@ -122,7 +125,12 @@ class Worker:
             self.proc.wait()
 
 
-def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
+def commands(path: Path, out: Path, legacy: bool, model: Path | None = None) -> dict[str, list[str]]:
+    """What runs on a mutant; with `model`, the mutant is an importance matrix of it."""
+    if model is not None:
+        return {"inspect": ["inspect", str(path)],
+                "quantize": ["quantize", str(model), "-t", "q4_0", "--imatrix", str(path), "-o", str(out / "q.gguf")],
+                "imatrix": ["imatrix", "--in-file", str(path), "-o", str(out / "i.gguf")]}
     cmds = {
         "inspect": ["inspect", str(path)],
         "split": ["split", str(path), "--max-tensors", "8", "-o", str(out / "s")],
@@ -137,11 +145,16 @@ def commands(path: Path, out: Path, legacy: bool) -> dict[str, list[str]]:
     return cmds
 
 
-def validate(path: Path, legacy: bool, scratch: Path) -> Path | None:
+def validate(path: Path, legacy: bool, scratch: Path, imatrix: bool = False) -> Path | None:
     """What the commands check before llama.cpp: the file llama.cpp would get, or None if rejected."""
     from ggufkit.formats.summary import summarize
 
     try:
+        if imatrix:
+            from ggufkit.imatrix.files import read_matrix
+
+            read_matrix(path)
+            return path
         summarize(path, ctx=512)
         if legacy:
             from ggufkit.converters.cache import convert_checked
@@ -211,6 +224,9 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
         if fmt.startswith("shard:"):
             seeds.append(_shard_seed(work, type_name, int(fmt.split(":")[1])))
             continue
+        if fmt.startswith("imatrix:"):
+            seeds.append(_imatrix_seed(work, work / f"seed-{type_name}.gguf", path, fmt.split(":")[1]))
+            continue
         if not path.exists():
             if fmt.startswith("family:"):
                 write_family_sample(path, fmt.split(":")[1], type_name, force=True)
@@ -230,7 +246,7 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             started = time.perf_counter()
             try:
                 with address_space_cap(VALIDATION_EXTRA_BYTES):
-                    for_llama = validate(mutant, legacy, work)
+                    for_llama = validate(mutant, legacy, work, chosen.imatrix_of is not None)
                 accepted = for_llama is not None
             except Exception:  # MemoryError included: validation must stay bounded whatever the header claims
                 report.failures.append(_save(crashes, i, mutated, how, "in-process: " + traceback.format_exc(limit=3)))
@@ -242,7 +258,8 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
             end = header_end(fields, len(data))
             data_only = len(mutated) == len(data) and mutated[:end] == data[:end]
             judge = i % cli_every == 0
-            if accepted and not data_only:  # tensor-data edits are valid files: llama.cpp computes on any weights
+            # tensor-data edits are valid files: llama.cpp computes on any weights (a matrix: the commands judge)
+            if accepted and not data_only and chosen.imatrix_of is None:
                 verdict = worker.check(for_llama)
                 if verdict == "ok":
                     report.loaded += 1
@@ -256,7 +273,7 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
                     report.refusals[reason] = report.refusals.get(reason, 0) + 1
             if not judge or (cli_limit is not None and report.cli_runs >= cli_limit):
                 continue
-            for name, args in commands(mutant, out, legacy).items():
+            for name, args in commands(mutant, out, legacy, chosen.imatrix_of).items():
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
                 problem = run_cli(args, out)
@@ -270,6 +287,21 @@ def fuzz(iterations: int, seed: int = 0, cli_every: int = 50, cli_limit: int | N
         if own and not report.failures:
             shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _imatrix_seed(work: Path, model: Path, path: Path, layout: str) -> Seed:
+    """A synthetic importance matrix of `model` (made before it, as the first seed) in one layout."""
+    from ggufkit.imatrix.files import read_matrix, write_dat
+    from ggufkit.samples.imatrix import write_synthetic_imatrix
+
+    if not path.exists():
+        gguf = write_synthetic_imatrix(model, path.with_suffix(".tmp.gguf"))
+        if layout == "dat":
+            write_dat(path, read_matrix(gguf), "synthetic")
+            gguf.unlink()
+        else:
+            gguf.rename(path)
+    return Seed(path.read_bytes(), fields_of(path, imatrix=True), False, work / f"mutant.{layout}", imatrix_of=model)
 
 
 def _save(folder: Path, i: int, data: bytes, how: str, problem: str) -> str:

@@ -294,3 +294,83 @@ def _find_value_offset(raw: RawGguf, key: str) -> int:
     needle = struct.pack("<Q", len(key)) + key.encode()
     i = data.index(needle)
     return i + len(needle) + 4
+
+
+# Importance-matrix files (ggufkit.imatrix.files): each builder takes a valid matrix of the tiny sample
+# in both layouts (its GGUF parsed, its .dat bytes) and returns the bytes of one broken file.
+@dataclass(frozen=True)
+class ImatrixCase:
+    name: str
+    breaks: str
+    suffix: str  # ".gguf" or ".dat"
+    build: Callable[[RawGguf, bytes], bytes]
+
+
+def _first(r: RawGguf, suffix: str):
+    return next(t for t in r.tensors if t.name.endswith(suffix))
+
+
+def _im_data(suffix: str, fmt: str, value: float) -> Callable[[RawGguf, bytes], bytes]:
+    """The first value of the first `suffix` tensor overwritten."""
+    def build(raw: RawGguf, _dat: bytes) -> bytes:
+        data = raw.to_bytes()
+        return _patch_any(data, len(data) - len(raw.data) + _first(raw, suffix).offset, fmt, value)
+    return build
+
+
+def _im_unpair(r: RawGguf) -> None:
+    """The first counts tensor renamed away (offsets kept): its sums have no counts."""
+    t = _first(r, ".counts")
+    t.name = t.name.replace(".counts", ".tallies")
+
+
+def _im_rename(r: RawGguf) -> None:
+    for t in r.tensors:
+        t.name = t.name.replace(".in_sum2", ".sums").replace(".counts", ".n")
+
+
+def _im_set_dims(suffix: str, dims: list[int]) -> Callable[[RawGguf], None]:
+    def f(r: RawGguf) -> None:
+        _first(r, suffix).dims = dims
+    return f
+
+
+def _im_drop_key(key: str) -> Callable[[RawGguf], None]:
+    def f(r: RawGguf) -> None:
+        r.kv = [e for e in r.kv if e[0] != key]
+    return f
+
+
+def _dat_first_entry(dat: bytes) -> int:
+    """Offset of the first entry's ncall (after entry count, name length and name)."""
+    return 8 + struct.unpack_from("<i", dat, 4)[0]
+
+
+def _dat_duplicate(_raw: RawGguf, dat: bytes) -> bytes:
+    n = struct.unpack_from("<i", dat, 0)[0]
+    first_end = _dat_first_entry(dat) + 8 + 4 * struct.unpack_from("<i", dat, _dat_first_entry(dat) + 4)[0]
+    return struct.pack("<i", n + 1) + dat[4:first_end] + dat[4:]
+
+
+IMATRIX_CASES: tuple[ImatrixCase, ...] = (
+    ImatrixCase("imatrix-gguf-no-pairs", "<tensor>.in_sum2 / .counts names", ".gguf", _g(_im_rename)),
+    ImatrixCase("imatrix-gguf-sums-without-counts", "every sum has its counts", ".gguf", _g(_im_unpair)),
+    ImatrixCase("imatrix-gguf-f16-counts", "sums and counts are F32", ".gguf",
+                _g(lambda r: setattr(_first(r, ".counts"), "type", 1))),
+    ImatrixCase("imatrix-gguf-counts-dont-divide", "sums split evenly into counts", ".gguf",
+                _g(_im_set_dims(".counts", [1, 3]))),
+    ImatrixCase("imatrix-gguf-nan-sums", "finite sums", ".gguf", _im_data(".in_sum2", "<f", float("nan"))),
+    ImatrixCase("imatrix-gguf-negative-count", "counts that are counts", ".gguf", _im_data(".counts", "<f", -5.0)),
+    ImatrixCase("imatrix-gguf-no-chunk-count", "imatrix metadata", ".gguf", _g(_im_drop_key("imatrix.chunk_count"))),
+    ImatrixCase("imatrix-gguf-truncated", "tensor data inside the file", ".gguf", _cut_tail(100)),
+    ImatrixCase("imatrix-dat-2^31-entries", "entry count vs file size", ".dat",
+                lambda _r, dat: _patch(dat, 0, "<i", (1 << 31) - 1)),
+    ImatrixCase("imatrix-dat-0-entries", "at least one entry", ".dat", lambda _r, dat: _patch(dat, 0, "<i", 0)),
+    ImatrixCase("imatrix-dat-2^30-name", "name length", ".dat", lambda _r, dat: _patch(dat, 4, "<i", 1 << 30)),
+    ImatrixCase("imatrix-dat-2^31-values", "value count vs file size", ".dat",
+                lambda _r, dat: _patch(dat, _dat_first_entry(dat) + 4, "<i", (1 << 31) - 1)),
+    ImatrixCase("imatrix-dat-nan-values", "finite values", ".dat",
+                lambda _r, dat: _patch_any(dat, _dat_first_entry(dat) + 8, "<f", float("inf"))),
+    ImatrixCase("imatrix-dat-duplicate-entry", "entry names unique", ".dat", _dat_duplicate),
+    ImatrixCase("imatrix-dat-truncated", "values inside the file", ".dat", lambda _r, dat: dat[:len(dat) // 2]),
+)
