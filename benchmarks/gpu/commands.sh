@@ -25,3 +25,9 @@ for ngl in all 0; do
   one "quantize --eval -ngl $ngl" gk quantize "$M" -t q4_0 -o "$W/q.gguf" --allow-requantize --force \
     --eval "$TEXT" --eval-chunks 2 -ngl "$ngl" --json -q
 done
+for ngl in all 0; do
+  one "run A B -ngl $ngl" gk run "$M" "$W/q.gguf" -p "hello the world" -n 16 --temp 0 -ngl "$ngl" -t "$T" --json
+  one "imatrix -ngl $ngl" gk imatrix "$M" -f "$TEXT" --chunks 2 -ngl "$ngl" -t "$T" -o "$W/m.gguf" --force -q
+  one "fit -ngl $ngl" env GGUFKIT_CACHE="$W/cache" python3 -m ggufkit fit "$M" -t q8_0 --chunks 2 -r 1 -f "$TEXT" \
+    -ngl "$ngl" --threads "$T" --json -q
+done

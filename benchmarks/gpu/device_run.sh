@@ -8,6 +8,8 @@
 #                             -ngl 99 runs; llama-bench -ngl 0
 #   bench-medium              ggufkit bench GPU rows at llama-bench's context (-p + -n) and at run's 4096
 #   chat                      ggufkit run -i -ngl all over a pipe, with and without backend sampling
+#   samples-bg                make the medium Q4_K_M and F16 samples and the 7B Q4_K_M one in the background (a
+#                             new session: they outlive this call while the machine stays warm; log /tmp/samples-bg.log)
 #   load-order                why numpy before llama.cpp crashed: each of numpy's native libraries loaded
 #                             alone before llama.cpp, the crash under cuda-gdb, the linker's load order
 #   tests                     the model-loading test files on this GPU build (GGUFKIT_TEST_SIZE=small);
@@ -54,10 +56,14 @@ eval_text() {  # the default eval text as a file, for llama.cpp's tools
   [ -s "$TEXT" ] || python3 -c 'import sys; from ggufkit.evaluate.text import load_text; open(sys.argv[1], "w").write(load_text(None)[0])' "$TEXT"
 }
 
-sample() {  # SIZE -> path of its Q4_K_M sample, made once per machine
-  local m="/tmp/$1-q4_k_m.gguf"
-  [ -s "$m" ] || gk sample "$m" -t q4_k_m --size "$1" > /dev/null
-  echo "$m"
+made() {  # PATH TYPE SIZE -> PATH, made once per machine (waiting for samples-bg if it is making it)
+  while pgrep -f "ggufkit sample $1" > /dev/null; do sleep 1; done
+  [ -s "$1" ] || gk sample "$1" -t "$2" --size "$3" > /dev/null
+  echo "$1"
+}
+
+sample() {  # SIZE -> path of its Q4_K_M sample
+  made "/tmp/$1-q4_k_m.gguf" q4_k_m "$1"
 }
 
 llama_bench() {  # SIZE MODEL NGL: one JSON line per llama-bench run (the device returns at most 8 files)
@@ -119,14 +125,23 @@ for part in $PARTS; do
       M=$(sample small); TEXT=/tmp/eval-text.txt; eval_text
       bash benchmarks/gpu/load_order.sh "$M" "$TEXT" > "$OUT/load-order.txt" 2>&1 || true ;;
     tests)
-      # every test file whose tests load a model on this build, -ngl all included (tests/test_real_models.py
-      # needs the package index, which this machine cannot reach)
+      # every test file whose tests load a model on this build, -ngl all included; the tests of the real models
+      # need the package index, which this machine cannot reach (-k leaves them out); DEADLINE: seconds since
+      # this script started by which pytest must end (a device call lasts 10 minutes)
       set +e
-      GGUFKIT_TEST_SIZE=small timeout 420 python3 -m pytest -q -p no:cacheprovider -x --durations=15 \
+      GGUFKIT_TEST_SIZE=small timeout $(( ${DEADLINE:-560} - SECONDS )) python3 -m pytest -q -p no:cacheprovider \
+        --durations=15 -k "not smollm2 and not real_model" \
         tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
-        tests/test_bench.py tests/test_imatrix.py ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
+        tests/test_imatrix.py tests/test_fit.py tests/test_bench.py tests/test_interrupts.py tests/test_run.py \
+        ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
       echo "pytest exit $?" >> "$OUT/gpu-tests.log"; tail -5 "$OUT/gpu-tests.log"
       set -e ;;
+    samples-bg)
+      setsid nohup bash -c "python3 -m ggufkit sample /tmp/medium-q4_k_m.gguf -t q4_k_m --size medium; \
+        python3 -m ggufkit sample /tmp/medium-f16.gguf -t f16 --size medium; \
+        t0=\$(date +%s); python3 -m ggufkit sample /tmp/7b-q4_k_m.gguf -t q4_k_m --size 7b; \
+        echo \"7b q4_k_m: \$(( \$(date +%s) - t0 )) s\"" > /tmp/samples-bg.log 2>&1 < /dev/null &
+      echo "samples started in the background" ;;
     commands-medium)
       M=$(sample medium); TEXT=/tmp/eval-text.txt; eval_text
       bash benchmarks/gpu/commands.sh "$M" "$TEXT" "$T" > "$OUT/commands-medium.txt" 2>&1 || true
@@ -139,16 +154,18 @@ for part in $PARTS; do
       M=$(sample medium); TEXT=/tmp/eval-text.txt; eval_text
       python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M" "$TEXT" "$T" 8 > "$OUT/imatrix-medium.json" ;;
     fit-medium)
-      F=/tmp/medium-f16.gguf; [ -s "$F" ] || gk sample "$F" -t f16 --size medium > /dev/null
+      F=$(made /tmp/medium-f16.gguf f16 medium)
       TEXT=/tmp/eval-text.txt; eval_text
       nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/fit-smi.csv" &
       SMI=$!
       GGUFKIT_CACHE=/tmp/fitgpu gk fit "$F" -t q8_0 -t q4_k_m --ctx 512 --chunks 2 -f "$TEXT" -ngl all --threads "$T" \
-        --json > "$OUT/fit-medium.json" 2> "$OUT/fit-medium.err" || true
+        --json > "$OUT/fit-medium.json" 2> "$OUT/fit-medium.txt" || true
       kill $SMI || true
-      gk run "$F" -ngl all --ctx 512 -p hi -n 8 --verbose-llama 2>&1 | grep -iE "buffer size|offloaded" > "$OUT/fit-llama-buffers.txt" || true ;;
+      gk run "$F" -ngl all --ctx 512 -p hi -n 8 --verbose-llama 2>&1 | grep -iE "buffer size|offloaded" >> "$OUT/fit-medium.txt" || true ;;
     7b)
       M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
+      while pgrep -f "ggufkit sample /tmp/7b" > /dev/null; do sleep 2; done  # samples-bg still making it
+      cat /tmp/samples-bg.log 2> /dev/null | tail -2
       if [ ! -s "$M7" ]; then
         t0=$(date +%s); gk sample "$M7" --size 7b -t q4_k_m > /dev/null; echo "sample 7b q4_k_m: $(( $(date +%s) - t0 )) s"
       fi
