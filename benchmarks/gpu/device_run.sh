@@ -28,6 +28,7 @@ set -euo pipefail
 KIT=.gpukit
 OUT="${OUT:-build/gpu}"
 PARTS="${PARTS:-runs-medium bench-medium runs-small bench-small chat}"
+MEDIUM="${MEDIUM:-medium}"  # the size the *-medium parts use (tiny: a quick check of this script anywhere)
 T="${THREADS:-8}"
 REPS="${REPS:-10}"
 mkdir -p "$OUT" /tmp/site /tmp/pkg
@@ -143,18 +144,18 @@ for part in $PARTS; do
         echo \"7b q4_k_m: \$(( \$(date +%s) - t0 )) s\"" > /tmp/samples-bg.log 2>&1 < /dev/null &
       echo "samples started in the background" ;;
     commands-medium)
-      M=$(sample medium); TEXT=/tmp/eval-text.txt; eval_text
+      M=$(sample "$MEDIUM"); TEXT=/tmp/eval-text.txt; eval_text
       bash benchmarks/gpu/commands.sh "$M" "$TEXT" "$T" > "$OUT/commands-medium.txt" 2>&1 || true
       grep -E "^(==|exit)" "$OUT/commands-medium.txt" | paste - - | tail -30 ;;
     eval-medium)
-      M=$(sample medium); Q=/tmp/medium-q2_k.gguf; TEXT=/tmp/eval-text.txt; eval_text
+      M=$(sample "$MEDIUM"); Q=/tmp/$MEDIUM-q2_k.gguf; TEXT=/tmp/eval-text.txt; eval_text
       [ -s "$Q" ] || gk quantize "$M" -t q2_k -o "$Q" --allow-requantize -q
       python3 benchmarks/gpu/eval_gpu.py "$B/bin" "$M" "$Q" "$TEXT" "$T" > "$OUT/eval-medium.json" ;;
     imatrix-medium)
-      M=$(sample medium); TEXT=/tmp/eval-text.txt; eval_text
+      M=$(sample "$MEDIUM"); TEXT=/tmp/eval-text.txt; eval_text
       python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M" "$TEXT" "$T" 8 > "$OUT/imatrix-medium.json" ;;
     fit-medium)
-      F=$(made /tmp/medium-f16.gguf f16 medium)
+      F=$(made "/tmp/$MEDIUM-f16.gguf" f16 "$MEDIUM")
       TEXT=/tmp/eval-text.txt; eval_text
       nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/fit-smi.csv" &
       SMI=$!
