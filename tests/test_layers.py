@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ggufkit"
 LAYERS = [
     {"cli", "__main__"},
     {"fit"},
-    {"bench", "evaluate", "quantize"},
+    {"bench", "evaluate", "quantize", "imatrix"},
     {"runtime"},
     {"converters", "surgery"},  # file -> file: convert --split-max-size writes through surgery/split.py
     {"formats"},
