@@ -1,5 +1,5 @@
 """Run many `ggufkit` command lines in this one process (argv lists as JSON in argv[1]); print, as JSON, each
-one's exit code, stderr and seconds. For the hostile corpus: the commands' start-up would otherwise dominate."""
+one's exit code, stdout, stderr and seconds. For the hostile corpus: the commands' start-up would otherwise dominate."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def run(argv: list[str]) -> dict:
             ggufkit_main(argv)
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
-    return {"code": code, "err": err.getvalue(), "seconds": time.perf_counter() - started}
+    return {"code": code, "out": out.getvalue(), "err": err.getvalue(), "seconds": time.perf_counter() - started}
 
 
 if __name__ == "__main__":
