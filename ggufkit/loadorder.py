@@ -28,6 +28,12 @@ import warnings
 from pathlib import Path
 
 _state: dict[str, object] = {"handle": None, "error": None}
+# llama.cpp's (and ggml's) log until runtime/llama_log.py routes it: a CUDA build prints its devices the first
+# time the backends are listed (`ggml_cuda_init: found 1 CUDA devices`), which must not reach the user's
+# stderr ahead of a command's one line; the lines are kept here for --verbose-llama
+EARLY_LOG: list[str] = []
+_LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_keep_log = _LOG_FN(lambda _level, text, _user: EARLY_LOG.append((text or b"").decode("utf-8", "replace")))
 
 
 def library_dir() -> Path | None:
@@ -55,9 +61,17 @@ def load() -> None:
         _state["error"] = f"no libllama.so in {folder}"
         return
     try:
-        _state["handle"] = ctypes.CDLL(str(path))  # the mode llama_cpp's loader uses, so the same handle
+        # RTLD_NOW: every symbol of libllama and its libraries is bound now, while they are alone in the process
+        # (docs/gpu.md, "Load order"); llama_cpp's own dlopen of this path later returns the same handle
+        handle = ctypes.CDLL(str(path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
     except OSError as e:
         _state["error"] = str(e)
+        return
+    log_set = getattr(handle, "llama_log_set", None)
+    if log_set is not None:
+        log_set.restype, log_set.argtypes = None, [_LOG_FN, ctypes.c_void_p]
+        log_set(_keep_log, None)
+    _state["handle"] = handle
 
 
 def loaded() -> bool:

@@ -88,6 +88,19 @@ def llama_build() -> Build:
     return Build(bool(llama_cpp.llama_supports_gpu_offload()) and gpu, backends, devices)
 
 
+def llama_cpp_python_version() -> str:
+    """The installed llama-cpp-python's version: its package metadata (no import), else the package's own
+    `__version__` (a source tree on PYTHONPATH, as on the GPU machine, has no metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama_cpp_python")
+    except PackageNotFoundError:
+        import llama_cpp
+
+        return llama_cpp.__version__
+
+
 def machine(build: Build) -> Machine:
     gpus = [d["description"] or d["name"] for d in build.devices if d["type"] != "CPU"]
     return Machine(cpu=_cpu_name(), cores=os.cpu_count() or 1, ram_bytes=_ram_bytes(), gpus=gpus or _nvidia_smi())

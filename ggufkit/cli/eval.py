@@ -53,7 +53,9 @@ def eval_(
         if out is not None:
             check_output(out, list(models), force=True)  # before the work: a missing folder fails now
     if plot_file is not None:
-        from ggufkit.evaluate.plot import plot as _  # noqa: F401  a missing matplotlib fails now, not after
+        from ggufkit.evaluate.plot import check_plot
+
+        check_plot(plot_file)  # a missing matplotlib fails now, not after
     body, source = load_text(text)
     abort.install(models[0])
     load = LoadParams(models[0], n_threads=threads or default_threads(), n_gpu_layers=parse_gpu_layers(gpu_layers))

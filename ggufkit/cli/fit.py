@@ -65,10 +65,10 @@ def fit(
                       imatrix_text, parse_gpu_layers(gpu_layers), threads, repetitions, keep)
     opts.check()
     if plot_file is not None:
-        from ggufkit.evaluate.plot import pyplot
+        from ggufkit.evaluate.plot import check_plot
 
         check_output(plot_file, [source], force=True)  # before the work: a missing folder fails now
-        pyplot(plot_file)  # and a missing matplotlib
+        check_plot(plot_file)  # and a missing matplotlib
     if keep is not None:
         make_dir(keep)
     with _Progress(quiet or json_) as progress:

@@ -29,6 +29,17 @@ def plot(r: EvalResult, out: Path) -> None:
     save(plt, fig, out)
 
 
+def check_plot(out: Path) -> None:
+    """Before the work: `out` is a .png or .svg and matplotlib is installed (found, not imported: its C++
+    extensions are loaded only once the models are, docs/gpu.md "Load order")."""
+    import importlib.util
+
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise BadInputError("--plot writes .png or .svg files", out)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BadInputError("--plot needs matplotlib: pip install 'ggufkit[plot]' (make install does)")
+
+
 def pyplot(out: Path):
     """matplotlib.pyplot, drawing off-screen, once `out` is known to be a .png or .svg; one line if missing."""
     if out.suffix.lower() not in (".png", ".svg"):

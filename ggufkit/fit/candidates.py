@@ -69,12 +69,11 @@ class Candidate:
 
 
 def candidate(src: Source, qtype: QuantType, matrix_key: str | None) -> Candidate:
-    from importlib.metadata import version
-
     from ggufkit import __version__
     from ggufkit.converters.cache import cache_dir
+    from ggufkit.system import llama_cpp_python_version
 
-    k = store.key(src.key, qtype.name, matrix_key, version("llama_cpp_python"), __version__)
+    k = store.key(src.key, qtype.name, matrix_key, llama_cpp_python_version(), __version__)
     return Candidate(qtype, k, cache_dir() / f"{src.path.stem}-{qtype.name}-{k}.gguf")
 
 

@@ -62,12 +62,10 @@ def build():
 @functools.cache
 def machine_id() -> dict[str, Any]:
     """What a speed or memory figure depends on besides the file and the settings."""
-    from importlib.metadata import version
-
     from ggufkit import __version__
-    from ggufkit.system import machine
+    from ggufkit.system import llama_cpp_python_version, machine
 
     build_ = build()
     m = machine(build_)
     return {"cpu": m.cpu, "cores": m.cores, "ram": m.ram_bytes, "gpus": m.gpus, "backends": build_.backends,
-            "llama_cpp_python": version("llama_cpp_python"), "ggufkit": __version__}
+            "llama_cpp_python": llama_cpp_python_version(), "ggufkit": __version__}

@@ -61,12 +61,11 @@ def matrix_for(source: Path, text: Path | str | None = None, *, ctx: int = 512, 
 
 
 def cache_key(source: Path, text: str, ctx: int, chunks: int | None) -> str:
-    from importlib.metadata import version
-
     from ggufkit.converters.cache import content_key
+    from ggufkit.system import llama_cpp_python_version
 
     h = hashlib.blake2b(digest_size=16)
     h.update(content_key(source).encode())
     h.update(hashlib.blake2b(text.encode("utf-8", "surrogatepass")).digest())
-    h.update(f"ctx={ctx} chunks={chunks} llama-cpp-python={version('llama-cpp-python')}".encode())
+    h.update(f"ctx={ctx} chunks={chunks} llama-cpp-python={llama_cpp_python_version()}".encode())
     return h.hexdigest()

@@ -59,9 +59,15 @@ def ensure_installed() -> None:
 
 
 def echo_to(sink: Callable[[str], None] | None) -> None:
-    """Also pass every llama.cpp log line to `sink` (None: keep them buffered only)."""
+    """Also pass every llama.cpp log line to `sink` (None: keep them buffered only), beginning with what it
+    logged before its log was routed here (loadorder.EARLY_LOG: the devices a CUDA build found, ...)."""
+    from ggufkit.loadorder import EARLY_LOG
+
     ensure_installed()
     _sink[:] = [sink] if sink else []
+    if sink:
+        for line in "".join(EARLY_LOG).splitlines():
+            sink(line)
 
 
 def recent() -> list[str]:
