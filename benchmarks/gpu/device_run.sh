@@ -19,6 +19,8 @@
 #                             -ngl 99 (--kl-divergence-base, then the child): figures and wall times
 #   imatrix-medium            imatrix -ngl all against llama-imatrix -ngl 99 and against ggufkit's CPU matrix
 #   fit-medium                fit of the medium F16 sample (Q8_0, Q4_K_M) -ngl all, nvidia-smi sampled beside it
+#   7b-long                   the 7B sample: eval -ngl all against llama-perplexity -ngl 99 and imatrix -ngl all
+#                             against llama-imatrix -ngl 99 over 64 chunks (start-up no longer dominates)
 #   7b                        the 7B sample (Q4_K_M, made here; SEVEN_B=path reuses one): run -ngl all between
 #                             llama-bench -ngl 99 runs, bench's GPU row, eval -ngl all against llama-perplexity
 # small is the small sample Q4_K_M; medium the ~1B-parameter one (32k vocabulary), whose per-token costs
@@ -132,8 +134,8 @@ for part in $PARTS; do
       set +e
       GGUFKIT_TEST_SIZE=small timeout $(( ${DEADLINE:-560} - SECONDS )) python3 -m pytest -q -p no:cacheprovider \
         --durations=15 -k "not smollm2 and not real_model" \
-        tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
-        tests/test_imatrix.py tests/test_fit.py tests/test_bench.py tests/test_interrupts.py tests/test_run.py \
+        ${TESTS:-tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
+        tests/test_imatrix.py tests/test_fit.py tests/test_bench.py tests/test_interrupts.py tests/test_run.py} \
         ${EXTRA_TESTS:-} > "$OUT/gpu-tests.log" 2>&1
       echo "pytest exit $?" >> "$OUT/gpu-tests.log"; tail -5 "$OUT/gpu-tests.log"
       set -e ;;
@@ -163,6 +165,12 @@ for part in $PARTS; do
         --json > "$OUT/fit-medium.json" 2> "$OUT/fit-medium.txt" || true
       kill $SMI || true
       gk run "$F" -ngl all --ctx 512 -p hi -n 8 --verbose-llama 2>&1 | grep -iE "buffer size|offloaded" >> "$OUT/fit-medium.txt" || true ;;
+    7b-long)
+      M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
+      while pgrep -f "ggufkit sample /tmp/7b" > /dev/null; do sleep 2; done
+      [ -s "$M7" ] || gk sample "$M7" --size 7b -t q4_k_m > /dev/null
+      python3 benchmarks/gpu/eval_one.py "$B/bin" "$M7" "$TEXT" "$T" 64 > "$OUT/eval-7b-64.json"
+      python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M7" "$TEXT" "$T" 64 > "$OUT/imatrix-7b-64.json" ;;
     7b)
       M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
       while pgrep -f "ggufkit sample /tmp/7b" > /dev/null; do sleep 2; done  # samples-bg still making it
