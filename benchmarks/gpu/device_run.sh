@@ -132,7 +132,8 @@ for part in $PARTS; do
       # need the package index, which this machine cannot reach (-k leaves them out); DEADLINE: seconds since
       # this script started by which pytest must end (a device call lasts 10 minutes)
       set +e
-      GGUFKIT_TEST_SIZE=small timeout $(( ${DEADLINE:-560} - SECONDS )) python3 -m pytest -q -p no:cacheprovider \
+      # no plugins from the machine's own Python (its jaxtyping plugin imports numpy before ggufkit can order it)
+      PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 GGUFKIT_TEST_SIZE=small timeout $(( ${DEADLINE:-560} - SECONDS )) python3 -m pytest -q -p no:cacheprovider \
         --durations=15 -k "not smollm2 and not real_model" \
         ${TESTS:-tests/test_every_command_offloads.py tests/test_load_order.py tests/test_eval.py tests/test_run_decode_paths.py \
         tests/test_imatrix.py tests/test_fit.py tests/test_bench.py tests/test_interrupts.py tests/test_run.py} \
