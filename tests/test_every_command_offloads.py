@@ -85,3 +85,42 @@ def test_imatrix(cli, model, text, ngl, tmp_path):
     r = json_of(cli("imatrix", model, "-f", text, "--ctx", "64", "--chunks", "2", "-ngl", ngl, "-o", tmp_path / "m.gguf",
                     "--json"))
     assert r["entries"] > 0 and r["chunk_count"] == 2 and r["ppl"] > 1, r
+
+
+def _f16_source(model):
+    source = model.parent / f"{SIZE}-f16.gguf"
+    if not source.exists():
+        from ggufkit.samples.make import make_sample
+
+        make_sample(source, "f16", "gguf", SIZE)
+    return source
+
+
+@pytest.mark.parametrize("ngl", NGL)
+def test_fit(cli, model, text, ngl, tmp_path, monkeypatch):
+    monkeypatch.setenv("GGUFKIT_CACHE", str(tmp_path / "cache"))
+    r = json_of(cli("fit", _f16_source(model), "-t", "q8_0", "-t", "q4_0", "--ctx", "64", "--chunks", "2", "-r", "1",
+                    "-f", text, "-ngl", ngl, "--json", timeout=600))
+    assert r["choice"] in ("Q8_0", "Q4_0"), r
+    for row in r["candidates"]:
+        assert row["mean_kld"] >= 0 and row["tg_tps"] > 0 and row["peak_memory_bytes"] > 0, row
+        if ngl == "all" and gpu_build():
+            assert row["gpu_memory_bytes"] > 0, row
+
+
+@pytest.mark.parametrize("ngl", NGL)
+def test_run_several_models(cli, model, ngl):
+    """Two models in one run: each answers what it answers alone."""
+    both = json_of(cli("run", model, model, "-p", "hello", "-n", "8", "--temp", "0", "-ngl", ngl, "--json"))
+    alone = json_of(cli("run", model, "-p", "hello", "-n", "8", "--temp", "0", "-ngl", ngl, "--json"))
+    assert [d["text"] for d in both] == [alone["text"]] * 2, both
+
+
+@pytest.mark.parametrize("ngl", NGL)
+def test_run_sharded_model(cli, model, ngl, tmp_path):
+    """The first shard of a split model stands for the whole model, offloaded too."""
+    assert cli("split", model, "--max-tensors", "8", "-o", tmp_path / "m", "-q").code == 0
+    first = sorted(tmp_path.glob("m-00001-of-*.gguf"))[0]
+    r = json_of(cli("run", first, "-p", "hello", "-n", "8", "--temp", "0", "-ngl", ngl, "--json"))
+    alone = json_of(cli("run", model, "-p", "hello", "-n", "8", "--temp", "0", "-ngl", ngl, "--json"))
+    assert r["text"] == alone["text"], r
