@@ -43,6 +43,15 @@ def test_own_work_is_not_counted_as_load():
     assert others <= busy_before + 0.6  # within the noise of others' load, not +1 CPU of our own
 
 
+def test_work_of_our_own_children_is_not_counted_as_load():
+    """fit quantizes in child processes, then measures speed: the children's CPU time is its own work, not
+    another's load (counted as load, it read the quiet machine as full and measured at half speed)."""
+    start = cpuload.snapshot()
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    assert cpuload.snapshot().own - start.own >= 0.35
+
+
 def test_a_short_spin_only_when_threads_outnumber_free_cpus():
     n = len(cpuload.allowed_cpus())
     env: dict[str, str] = {}

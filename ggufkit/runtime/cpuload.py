@@ -5,8 +5,9 @@ takes as long as its slowest thread. A thread that shares its core with another 
 half the core, and every barrier waits for it: on 2 cores with one busy process beside it, 2
 threads generate ~10x slower than 1 (measured: docs/benchmarks.md, "Speed under load"). So the default is the
 number of allowed CPUs that are free, measured as llama.cpp's tools do not: per allowed CPU, the
-busy time in /proc/stat over a short window, minus this process's own CPU time (the window runs
-while the CLI imports and reads the model, so it mostly costs nothing).
+busy time in /proc/stat over a short window, minus this process's own CPU time and that of the children
+it has waited for (the window runs while the CLI imports and reads the model, so it mostly costs nothing;
+in `fit` it spans quantizing in child processes, which must not read as somebody else's load).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def allowed_cpus() -> list[int]:
 class Snapshot:
     at: float  # time.monotonic()
     busy: float | None  # seconds the allowed CPUs were busy since boot; None where /proc/stat is missing
-    own: float  # this process's CPU seconds (all threads)
+    own: float  # this process's CPU seconds (all threads) and its waited-for children's
 
 
 def _busy_seconds(cpus: list[int]) -> float | None:
@@ -54,7 +55,8 @@ def _busy_seconds(cpus: list[int]) -> float | None:
 
 def snapshot() -> Snapshot:
     t = os.times()
-    return Snapshot(time.monotonic(), _busy_seconds(allowed_cpus()), t.user + t.system)
+    own = t.user + t.system + t.children_user + t.children_system
+    return Snapshot(time.monotonic(), _busy_seconds(allowed_cpus()), own)
 
 
 _START = snapshot()  # taken when the runtime is first imported: the window of free_cpus starts here
