@@ -171,7 +171,10 @@ for part in $PARTS; do
       while pgrep -f "ggufkit sample /tmp/7b" > /dev/null; do sleep 2; done
       [ -s "$M7" ] || gk sample "$M7" --size 7b -t q4_k_m > /dev/null
       python3 benchmarks/gpu/eval_one.py "$B/bin" "$M7" "$TEXT" "$T" 64 > "$OUT/eval-7b-64.json"
-      IMATRIX_CPU=0 python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M7" "$TEXT" "$T" 64 > "$OUT/imatrix-7b-64.json" ;;
+      IMATRIX_CPU=0 python3 benchmarks/gpu/imatrix_gpu.py "$B/bin" "$M7" "$TEXT" "$T" 64 > "$OUT/imatrix-7b-64.json"
+      # where eval's time goes beyond llama-perplexity's: a profile of one run (python -m pstats reads it)
+      python3 -m cProfile -o "$OUT/eval-7b-64.prof" -m ggufkit eval "$M7" -f "$TEXT" --ctx 512 --chunks 64 -t "$T" \
+        -ngl all --json -q > /dev/null ;;
     7b)
       M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
       while pgrep -f "ggufkit sample /tmp/7b" > /dev/null; do sleep 2; done  # samples-bg still making it
