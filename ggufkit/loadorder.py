@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -70,8 +71,8 @@ def load() -> None:
     log_set = getattr(handle, "llama_log_set", None)
     if log_set is not None:
         log_set.restype, log_set.argtypes = None, [_LOG_FN, ctypes.c_void_p]
-        log_set(_keep_log, None)
     _state["handle"] = handle
+    capture_early_log()
 
 
 def loaded() -> bool:
@@ -80,13 +81,56 @@ def loaded() -> bool:
 
 
 class _LlamaBeforeNumpy(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: at the first import of numpy it loads llama.cpp, then steps aside."""
+    """Finds nothing of its own: at the first import of numpy it loads llama.cpp; when llama-cpp-python's
+    `_logger` module is imported, it hands back that module's spec with a loader that puts the early capture
+    back once the module has run (it sets a log callback that prints every line to stderr, and llama.cpp
+    logs as soon as the backends are listed: `ggml_cuda_init: found 1 CUDA devices` ahead of a command's
+    one-line error). Once both have happened it steps aside."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+    def find_spec(self, fullname: str, path: object = None, target: object = None):
         if fullname == "numpy" or fullname.startswith("numpy."):
-            uninstall()
+            _state["numpy"] = True
             load()
+        elif fullname == _LLAMA_LOGGER:
+            _state["logger"] = True
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)  # type: ignore[arg-type]
+            if spec is not None and spec.loader is not None:
+                spec.loader = _CaptureAfter(spec.loader)
+            _step_aside_when_done()
+            return spec
+        _step_aside_when_done()
         return None
+
+
+_LLAMA_LOGGER = "llama_cpp._logger"
+
+
+class _CaptureAfter(importlib.abc.Loader):
+    """llama-cpp-python's `_logger` loaded as usual, then llama.cpp's log routed back to EARLY_LOG (until
+    runtime/llama_log.py routes it for good)."""
+
+    def __init__(self, inner: importlib.abc.Loader):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self.inner.exec_module(module)
+        capture_early_log()
+
+
+def capture_early_log() -> None:
+    """llama.cpp's log to EARLY_LOG (where it goes from the moment libllama is loaded here)."""
+    handle = _state["handle"]
+    log_set = getattr(handle, "llama_log_set", None) if handle is not None else None
+    if log_set is not None:
+        log_set(_keep_log, None)
+
+
+def _step_aside_when_done() -> None:
+    if _state.get("numpy") and _state.get("logger"):
+        uninstall()
 
 
 _finder = _LlamaBeforeNumpy()
@@ -98,8 +142,9 @@ def uninstall() -> None:
 
 
 def install() -> None:
-    """Called once, by `import ggufkit`."""
-    if loaded() or _finder in sys.meta_path:
+    """Called once, by `import ggufkit`. GGUFKIT_NO_LLAMA=1: a process that never loads a model and must not
+    have llama.cpp's libraries in it (the chart renderer, evaluate/plot.py)."""
+    if loaded() or _finder in sys.meta_path or os.environ.get("GGUFKIT_NO_LLAMA") == "1":
         return
     if "numpy" in sys.modules:  # a program that imported numpy before ggufkit: too late to choose
         folder = library_dir()

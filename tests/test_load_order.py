@@ -98,3 +98,36 @@ def test_with_debug_a_crash_keeps_its_signal_and_tracebacks(samples):
     assert r.returncode == -11, (r.returncode, r.stderr)
     assert "Fatal Python error: Segmentation fault" in r.stderr
     assert "llama_model_n_layer" in r.stderr or "<string>" in r.stderr
+
+
+def test_llama_cpp_python_import_does_not_send_llama_cpp_log_to_stderr():
+    """llama-cpp-python's import sets a log callback that prints every line to stderr; a CUDA build logs its
+    devices as soon as the backends are listed, which reached the user ahead of `fit`'s one-line error. The
+    lines stay in the early capture until a command routes them (--verbose-llama replays them)."""
+    code = textwrap.dedent("""
+        import ggufkit, llama_cpp
+        from ggufkit.loadorder import EARLY_LOG
+        llama_cpp.llama_model_load_from_file(b"/nonexistent/model.gguf", llama_cpp.llama_model_default_params())
+        print(sum("failed to load model" in line for line in EARLY_LOG))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert int(r.stdout) >= 1, r.stdout
+
+
+def test_a_process_that_never_loads_a_model_can_opt_out():
+    """GGUFKIT_NO_LLAMA=1 (the chart renderer): numpy without llama.cpp's libraries."""
+    code = "import ggufkit, numpy, sys; print(any('libllama' in m for m in open('/proc/self/maps').read().split()))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "GGUFKIT_NO_LLAMA": "1"})
+    assert r.stdout.strip() == "False", r.stdout + r.stderr
+
+
+def test_charts_are_drawn_in_a_process_without_llama_cpp(tmp_path):
+    """matplotlib's C++ extensions crashed beside a CUDA build of llama.cpp (eval --plot, fit --plot on an H100):
+    every chart is drawn apart, in a process that never loads it."""
+    from ggufkit.evaluate.plot import apart
+    from tests.chart_probe import mapped_llama
+
+    apart(mapped_llama, None, tmp_path / "probe")
+    assert (tmp_path / "probe").read_text() == "False"

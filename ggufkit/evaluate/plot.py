@@ -1,8 +1,19 @@
-"""Size against quality, one labelled point per model, with matplotlib (the optional `plot` extra)."""
+"""Size against quality, one labelled point per model, with matplotlib (the optional `plot` extra).
+
+Every chart is drawn apart (`apart`): in a fresh Python that never loads llama.cpp (GGUFKIT_NO_LLAMA=1,
+loadorder.py). In a process holding a CUDA build of llama.cpp, matplotlib's C++ extensions crashed
+(SIGSEGV in font_manager.addfont, FreeType's, as pyplot loaded: `eval --plot` and `fit --plot` on an
+H100, after the models had run; docs/gpu.md "Load order"). Apart, neither library can harm the other,
+and a failure costs the chart, never the figures already printed.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ggufkit.errors import BadInputError
 from ggufkit.evaluate.perplexity import EvalResult
@@ -11,6 +22,10 @@ from ggufkit.fsutil import atomic_output
 
 def plot(r: EvalResult, out: Path) -> None:
     """KLD against file size (PPL when there is only the base); PNG or SVG by the file's suffix."""
+    apart(draw, r, out)
+
+
+def draw(r: EvalResult, out: Path) -> None:
     plt = pyplot(out)
     one = len(r.models) == 1
     xs = [m.file_size / 2**20 for m in r.models]
@@ -69,3 +84,45 @@ def labels(r: EvalResult) -> list[str]:
 
     return [f"{short} (base)" if m.vs_base is None else short
             for short, m in zip(short_names([m.path for m in r.models]), r.models)]
+
+
+def apart(draw_fn: Callable[[Any, Path], None], data: Any, out: Path) -> None:
+    """`draw_fn(data, out)` in a fresh Python without llama.cpp (see the module's docstring)."""
+    import pickle
+    import signal
+    import subprocess
+
+    from ggufkit.errors import GgufkitError
+
+    payload = pickle.dumps((draw_fn.__module__, draw_fn.__name__, data, str(out)))
+    p = subprocess.run([sys.executable, "-m", __name__], input=payload, capture_output=True,
+                       env={**os.environ, "GGUFKIT_NO_LLAMA": "1"})
+    if p.returncode == 0:
+        return
+    lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
+    if p.returncode == _BAD_INPUT and lines:  # the child's own one line (a missing matplotlib, a bad suffix)
+        raise BadInputError(lines[-1])
+    why = f"it died of {signal.Signals(-p.returncode).name}" if p.returncode < 0 else (
+        lines[-1] if lines else f"exit {p.returncode}")
+    raise GgufkitError(f"could not draw the chart: {why}", out)
+
+
+_BAD_INPUT = 2
+
+
+def _child() -> None:
+    import importlib
+    import pickle
+
+    from ggufkit.errors import GgufkitError
+
+    module, name, data, out = pickle.loads(sys.stdin.buffer.read())
+    try:
+        getattr(importlib.import_module(module), name)(data, Path(out))
+    except GgufkitError as e:
+        print(e, file=sys.stderr)
+        raise SystemExit(_BAD_INPUT) from None
+
+
+if __name__ == "__main__":
+    _child()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ggufkit.evaluate.plot import pyplot, save
+from ggufkit.evaluate.plot import apart, pyplot, save
 from ggufkit.fit.result import FitResult
 
 MIB = 2**20
 
 
 def plot(result: FitResult, out: Path) -> None:
+    apart(draw, result, out)
+
+
+def draw(result: FitResult, out: Path) -> None:
     plt = pyplot(out)
     shown = [r for r in result.rows if r.memory_bytes is not None and r.mean_kld]  # log scale: KLD > 0
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
