@@ -6,7 +6,6 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -136,7 +135,10 @@ def test_pty_session_with_readline_and_ctrl_c(model, fmt):
         child.sendline("/set max_tokens -1")  # a reply long enough to interrupt
         child.expect(">>> ")
         child.sendline("the world")
-        time.sleep(0.5)
+        # Ctrl-C as soon as the reply shows (a fixed sleep let a fast machine finish it first: the sampled reply
+        # can meet EOS after ~2000 tokens, 0.4 s at this model's speed)
+        child.expect("the world\r?\n")
+        child.read_nonblocking(1, timeout=30)
         child.sendintr()
         child.expect(r"reply stopped")
         child.expect(">>> ")
