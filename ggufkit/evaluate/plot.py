@@ -9,8 +9,6 @@ and a failure costs the chart, never the figures already printed.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,43 +84,21 @@ def labels(r: EvalResult) -> list[str]:
             for short, m in zip(short_names([m.path for m in r.models]), r.models)]
 
 
+
+CHART_CHILD = "ggufkit.evaluate.chart_child"
+
+
 def apart(draw_fn: Callable[[Any, Path], None], data: Any, out: Path) -> None:
     """`draw_fn(data, out)` in a fresh Python without llama.cpp (see the module's docstring)."""
-    import pickle
-    import signal
-    import subprocess
-
-    from ggufkit.errors import GgufkitError
-
-    payload = pickle.dumps((draw_fn.__module__, draw_fn.__name__, data, str(out)))
-    p = subprocess.run([sys.executable, "-m", __name__], input=payload, capture_output=True,
-                       env={**os.environ, "GGUFKIT_NO_LLAMA": "1"})
-    if p.returncode == 0:
-        return
-    lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
-    if p.returncode == _BAD_INPUT and lines:  # the child's own one line (a missing matplotlib, a bad suffix)
-        raise BadInputError(lines[-1])
-    why = f"it died of {signal.Signals(-p.returncode).name}" if p.returncode < 0 else (
-        lines[-1] if lines else f"exit {p.returncode}")
-    raise GgufkitError(f"could not draw the chart: {why}", out)
-
-
-_BAD_INPUT = 2
-
-
-def _child() -> None:
-    import importlib
+    import base64
     import pickle
 
-    from ggufkit.errors import GgufkitError
+    from ggufkit.errors import GgufkitError, LlamaFailure
+    from ggufkit.runtime.child import StartedChild, run_child
 
-    module, name, data, out = pickle.loads(sys.stdin.buffer.read())
+    request = {"draw": f"{draw_fn.__module__}:{draw_fn.__name__}", "out": str(out),
+               "data": base64.b64encode(pickle.dumps(data)).decode()}
     try:
-        getattr(importlib.import_module(module), name)(data, Path(out))
-    except GgufkitError as e:
-        print(e, file=sys.stderr)
-        raise SystemExit(_BAD_INPUT) from None
-
-
-if __name__ == "__main__":
-    _child()
+        run_child(CHART_CHILD, request, None, str(out), StartedChild(CHART_CHILD, {"GGUFKIT_NO_LLAMA": "1"}))
+    except LlamaFailure as e:  # the drawing process died: no llama.cpp in it, so not llama.cpp's failure
+        raise GgufkitError(f"could not draw the chart: {e.message.removeprefix('llama.cpp failed ')}", out) from None

@@ -22,14 +22,14 @@ from ggufkit.errors import GgufkitError, LlamaFailure
 class StartedChild:
     """A child started ahead of its request, so its imports (llama_cpp: ~0.1 s) overlap the caller's checks."""
 
-    def __init__(self, module: str):
+    def __init__(self, module: str, env: dict[str, str] | None = None):
         self.module = module
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
             # GGML_NO_BACKTRACE: on an abort ggml forks to print a backtrace; in a process with worker
             # threads that fork can deadlock (malloc lock), and the parent would wait forever.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "GGML_NO_BACKTRACE": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "GGML_NO_BACKTRACE": "1", **(env or {})},
         )
 
     def cancel(self) -> None:
