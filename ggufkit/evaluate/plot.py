@@ -30,8 +30,10 @@ def draw(r: EvalResult, out: Path) -> None:
     ys = [m.ppl if one else (m.vs_base["kld_mean"] if m.vs_base else 0.0) for m in r.models]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.plot(xs, ys, "o")
-    for x, y, label in zip(xs, ys, labels(r)):
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    # neighbours in size get their labels right and left in turn, so close points stay readable
+    for i, (x, y, label) in enumerate(sorted(zip(xs, ys, labels(r)))):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 0) if i % 2 == 0 else (-6, 0),
+                    ha="left" if i % 2 == 0 else "right", va="center", fontsize=8)
     ax.margins(x=0.12, y=0.1)
     if not one and all(y > 0 for y in ys[1:]):
         ax.set_yscale("symlog", linthresh=min(y for y in ys[1:]) / 2)
