@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import os
 import re
 import sys
@@ -21,22 +22,6 @@ import typer
 from typer.core import TyperGroup
 
 from ggufkit import __version__
-from ggufkit.cli import bench as bench_cmd
-from ggufkit.cli import cache as cache_cmd
-from ggufkit.cli import convert as convert_cmd
-from ggufkit.cli import diff as diff_cmd
-from ggufkit.cli import doctor as doctor_cmd
-from ggufkit.cli import edit as edit_cmd
-from ggufkit.cli import eval as eval_cmd
-from ggufkit.cli import fit as fit_cmd
-from ggufkit.cli import imatrix as imatrix_cmd
-from ggufkit.cli import inspect as inspect_cmd
-from ggufkit.cli import models as models_cmd
-from ggufkit.cli import quantize as quantize_cmd
-from ggufkit.cli import rpc_server as rpc_server_cmd
-from ggufkit.cli import run as run_cmd
-from ggufkit.cli import sample as sample_cmd
-from ggufkit.cli import split as split_cmd
 from ggufkit.cli.output import end_stdout_line, track_stdout
 from ggufkit.errors import EXIT_FAILURE, EXIT_INTERRUPTED, GgufkitError
 
@@ -89,24 +74,12 @@ def unwrap(text: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in para.splitlines()) for para in text.strip().split("\n\n"))
 
 
-app = typer.Typer(
-    name="ggufkit",
-    cls=_Group,
-    help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run; split, merge, edit and diff them.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 success, 1 failure, 2 bad usage or bad input file, 3 benchmark regression, 130 interrupted.",
-)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"ggufkit {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
@@ -116,29 +89,68 @@ def root(
         os.environ["GGUFKIT_COMMAND"] = ctx.invoked_subcommand
 
 
-app.command("inspect")(inspect_cmd.inspect)
-app.command("quantize")(quantize_cmd.quantize)
-app.command("convert")(convert_cmd.convert)
-app.command("sample")(sample_cmd.sample)
-app.command("run")(run_cmd.run)
-app.command("doctor")(doctor_cmd.doctor)
-app.command("bench")(bench_cmd.bench)
-app.command("eval")(eval_cmd.eval_)
-app.command("fit")(fit_cmd.fit)
-app.command("imatrix")(imatrix_cmd.imatrix)
-app.command("rpc-server")(rpc_server_cmd.rpc_server)
-app.command("split")(split_cmd.split)
-app.command("merge")(split_cmd.merge)
-app.command("edit")(edit_cmd.edit)
-app.command("diff")(diff_cmd.diff)
-app.add_typer(models_cmd.app, name="models")
-app.add_typer(cache_cmd.app, name="cache")
+# each command's module and function, imported only when the app is built with it (see _command)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("inspect", "inspect"), "quantize": ("quantize", "quantize"), "convert": ("convert", "convert"),
+    "sample": ("sample", "sample"), "run": ("run", "run"), "doctor": ("doctor", "doctor"), "bench": ("bench", "bench"),
+    "eval": ("eval", "eval_"), "fit": ("fit", "fit"), "imatrix": ("imatrix", "imatrix"),
+    "rpc-server": ("rpc_server", "rpc_server"), "split": ("split", "split"), "merge": ("split", "merge"),
+    "edit": ("edit", "edit"), "diff": ("diff", "diff"),
+}
+GROUPS: dict[str, str] = {"models": "models", "cache": "cache"}  # sub-apps: module with its `app`
+
+
+def _cli_module(name: str) -> Any:
+    return importlib.import_module(f"ggufkit.cli.{name}")
+
+
+def _typer(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with only the one being run (see _command)."""
+    t = typer.Typer(
+        name="ggufkit",
+        cls=_Group,
+        help="A toolkit for llama.cpp model files: inspect, convert pre-GGUF (GGML, GGMF, GGJT) files to GGUF, quantize, bench, run; split, merge, edit and diff them.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        epilog="Exit codes: 0 success, 1 failure, 2 bad usage or bad input file, 3 benchmark regression, 130 interrupted.",
+    )
+    t.callback()(root)
+    for name, (module, function) in COMMANDS.items():
+        if only in (None, name):
+            t.command(name)(getattr(_cli_module(module), function))
+    for name, module in GROUPS.items():
+        if only in (None, name):
+            t.add_typer(_cli_module(module).app, name=name)
+    return t
+
+
+def __getattr__(name: str) -> Any:
+    """`app`, the whole Typer app (for tools and tests), built on first use: a command line needs only its
+    own command's module (_command), and importing every one costs a tenth of a second."""
+    if name == "app":
+        return _typer()
+    raise AttributeError(name)
 
 
 @functools.cache
-def _command() -> click.Command:
-    """The click command tree, built once per process (tests run many command lines in one)."""
-    return typer.main.get_command(app)
+def _command(only: str | None = None) -> click.Command:
+    """The click command tree, built once per process (tests run many command lines in one). Importing every
+    command's module and reading its signature and type hints costs ~0.1 s (a third of a `split`), so a
+    command line that names its command gets a tree of that command alone; `--help`, a misspelled command
+    and no command at all get the whole tree."""
+    return typer.main.get_command(_typer(only))
+
+
+def _invoked(argv: list[str]) -> str | None:
+    """The command a command line names: its first word that is not an option (the root's options take
+    no value), when it is a command; None when the root's own help comes first (it lists every command)."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS or arg in GROUPS else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
         os.environ["GGML_NO_BACKTRACE"] = "1"
         debug.quiet_ggml = True
-    command = _command()
+    command = _command(_invoked(sys.argv[1:] if argv is None else argv))
     track_stdout()  # so that an error line never glues onto text left open on stdout (output.py)
     try:
         code = command.main(args=argv, prog_name="ggufkit", standalone_mode=False, obj=debug)

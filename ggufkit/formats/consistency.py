@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import StringArray
 
 if TYPE_CHECKING:
     from ggufkit.formats.gguf_file import GgufFile
@@ -27,13 +28,11 @@ def check_consistency(g: GgufFile) -> None:
         return BadInputError(message, g.path)
 
     tokens = g.kv.get(Keys.Tokenizer.LIST)
-    n_vocab = len(tokens) if isinstance(tokens, list) else None
+    n_vocab = len(tokens) if isinstance(tokens, (list, StringArray)) else None
     if n_vocab is not None:
         # llama.cpp reads token texts as C strings (cut at a NUL byte) and asserts they are unique
-        texts = [t.split("\0", 1)[0] for t in tokens]
-        if len(set(texts)) != n_vocab:
-            seen: set[str] = set()
-            dup = next(i for i, t in enumerate(texts) if t in seen or seen.add(t))
+        dup = (StringArray.of(tokens) if isinstance(tokens, list) else tokens).first_c_repeat()
+        if dup is not None:
             raise bad(f"token {dup} {tokens[dup]!r} appears twice in the vocabulary"
                       + (" (llama.cpp cuts it at its NUL byte)" if "\0" in tokens[dup] else ""))
         for key in (Keys.Tokenizer.SCORES, Keys.Tokenizer.TOKEN_TYPE):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import StringArray
 
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
@@ -79,28 +81,32 @@ class Cursor:
     def f32(self, what: str) -> float:
         return _F32.unpack(self.read(4, what))[0]
 
-    def strings(self, count: int, width: int, what: str) -> list[str]:
+    def strings(self, count: int, width: int, what: str) -> StringArray:
         """`count` strings, each a `width`-byte length and its bytes (a GGUF array of strings, e.g. a vocabulary
-        of 250k tokens): one tight loop, each length checked against the bytes left, as `read` does."""
-        unpack = (_U64 if width == 8 else _U32).unpack
-        read = self.fp.read
-        left = self.left
-        out: list[str] = []
-        for _ in range(count):
-            raw = read(width) if left >= width else b""
-            if len(raw) != width:
-                self.pos = self.size - left
-                raise self.fail(f"truncated or corrupt: length of {what} needs {width} bytes, {left} left")
-            n = unpack(raw)[0]
-            left -= width
-            data = read(n) if n <= left else b""
-            if len(data) != n:
-                self.pos = self.size - left
-                raise self.fail(f"truncated or corrupt: {what} needs {n} bytes, {left} left")
-            out.append(data.decode("utf-8", "surrogateescape"))
-            left -= n
-        self.pos = self.size - left
-        return out
+        of 250k tokens): each length checked against the bytes left, as `read` does, in one walk over the mapped
+        file; the bytes are kept and decoded only when read (formats/strings.py)."""
+        unpack = (_U64 if width == 8 else _U32).unpack_from
+        start = pos = self.pos
+        end = self.size
+        try:
+            mm = mmap.mmap(self.fp.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as e:
+            raise self.fail(f"cannot map the file to read {what}: {e}") from None
+        with mm:
+            end = min(end, len(mm))  # a file cut short since it was opened: past its end would be SIGBUS
+            for _ in range(count):
+                if width > end - pos:
+                    self.pos = pos
+                    raise self.fail(f"truncated or corrupt: length of {what} needs {width} bytes, {end - pos} left")
+                n = unpack(mm, pos)[0]
+                pos += width
+                if n > end - pos:
+                    self.pos = pos
+                    raise self.fail(f"truncated or corrupt: {what} needs {n} bytes, {end - pos} left")
+                pos += n
+            raw = mm[start:pos]
+        self.seek(pos, what)
+        return StringArray(raw, count, width)
 
     def count(self, n: int, min_item_bytes: int, what: str, limit: int | None = None) -> int:
         """Check that `n` items of at least `min_item_bytes` each can fit in what is left."""

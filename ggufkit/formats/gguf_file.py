@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from gguf.constants import GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUFValueType, Keys
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import NumberArray
 from ggufkit.formats.consistency import check_consistency
 from ggufkit.formats.cursor import Cursor
 from ggufkit.formats.ggml_types import TensorInfo, tensor_nbytes
@@ -80,6 +80,23 @@ class GgufFile:
         for f in self.files():
             for t in f.tensors:
                 yield f.path, t
+
+
+def shortest_f32(v: float) -> float:
+    """The shortest decimal that is the same f32, so 1e-05 reads as 1e-05, not 9.999999747378752e-06 (what
+    numpy's str(np.float32(v)) gives; Python's %g rounds the exact value, so the first length that comes back
+    to the same f32 is that decimal)."""
+    for digits in range(1, 10):
+        x = float(f"{v:.{digits}g}")
+        try:
+            if _F32.unpack(_F32.pack(x))[0] == v:
+                return x
+        except OverflowError:  # rounded up past the largest f32
+            continue
+    return v  # NaN
+
+
+_F32 = struct.Struct("<f")
 
 
 def read_gguf(path: str | os.PathLike[str], whole: bool = True) -> GgufFile:
@@ -156,8 +173,7 @@ class _Parser:
             return self.string(f"value of {key!r}")
         fmt, size = _SCALARS[vtype]
         v = struct.unpack(fmt, self.cur.read(size, f"value of {key!r}"))[0]
-        # the shortest decimal that is the same f32, so 1e-05 reads as 1e-05, not 9.999999747378752e-06
-        return float(str(np.float32(v))) if vtype == GGUFValueType.FLOAT32 else v
+        return shortest_f32(v) if vtype == GGUFValueType.FLOAT32 else v
 
     def array(self, key: str, depth: int) -> tuple[Any, GGUFValueType]:
         cur = self.cur
@@ -168,8 +184,7 @@ class _Parser:
         if sub in _SCALARS:
             fmt, size = _SCALARS[sub]
             cur.count(count, size, f"length of {key!r}")
-            data = cur.read(count * size, f"array {key!r}")
-            return np.frombuffer(data, dtype=np.dtype(fmt)).copy(), sub
+            return NumberArray(cur.read(count * size, f"array {key!r}"), fmt), sub
         cur.count(count, 8 if self.wide else 4, f"length of {key!r}")
         if sub == GGUFValueType.STRING:
             return cur.strings(count, 8 if self.wide else 4, f"item of {key!r}"), sub

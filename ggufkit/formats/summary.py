@@ -6,16 +6,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import StringArray, jsonable
 from ggufkit.formats.detect import detect, open_model
 from ggufkit.formats.ggml_types import ftype_name
 from ggufkit.formats.gguf_file import GgufFile
 from ggufkit.formats.legacy import LegacyModel
 
-ARRAY_PREVIEW = 8
 MIB = 1 << 20
 
 
@@ -82,18 +81,6 @@ def _tensor_rows(tensors, qversion: int = 2) -> list[dict[str, Any]]:
     ]
 
 
-def jsonable(v: Any) -> Any:
-    """A value for JSON: arrays longer than ARRAY_PREVIEW as their length and first items, text as valid UTF-8."""
-    if isinstance(v, np.ndarray):
-        v = v.tolist()
-    if isinstance(v, list):
-        items = [jsonable(x) for x in v[:ARRAY_PREVIEW]]
-        return items if len(v) <= ARRAY_PREVIEW else {"length": len(v), "head": items}
-    if isinstance(v, str):
-        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return v
-
-
 def _from_gguf(g: GgufFile) -> ModelSummary:
     hp_keys = {
         "context_length": Keys.LLM.CONTEXT_LENGTH, "embedding_length": Keys.LLM.EMBEDDING_LENGTH,
@@ -104,7 +91,7 @@ def _from_gguf(g: GgufFile) -> ModelSummary:
     }
     hparams = {k: jsonable(g.arch_kv(v)) for k, v in hp_keys.items() if g.arch_kv(v) is not None}
     tokens = g.kv.get(Keys.Tokenizer.LIST)
-    tokens = tokens if isinstance(tokens, list) else None
+    tokens = tokens if isinstance(tokens, (list, StringArray)) else None
     special = {}
     for role, key in (("bos", Keys.Tokenizer.BOS_ID), ("eos", Keys.Tokenizer.EOS_ID),
                       ("unk", Keys.Tokenizer.UNK_ID), ("pad", Keys.Tokenizer.PAD_ID)):

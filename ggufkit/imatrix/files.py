@@ -17,6 +17,7 @@ import numpy as np
 from gguf.constants import GGUF_MAGIC, GGMLQuantizationType, Keys
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import StringArray
 from ggufkit.formats.cursor import Cursor
 from ggufkit.imatrix.matrix import Entry, Matrix
 
@@ -71,7 +72,7 @@ def _read_gguf(path: str) -> Matrix:
         raise BadInputError("not an imatrix file: no <tensor>.in_sum2 / <tensor>.counts pairs", path)
     datasets, count, size = (f.kv.get(k) for k in (Keys.IMatrix.DATASETS, Keys.IMatrix.CHUNK_COUNT,
                                                     Keys.IMatrix.CHUNK_SIZE))
-    if not (isinstance(datasets, list) and isinstance(count, int) and isinstance(size, int)):
+    if not (isinstance(datasets, (list, StringArray)) and isinstance(count, int) and isinstance(size, int)):
         raise BadInputError("missing imatrix metadata (imatrix.datasets, chunk_count, chunk_size)", path)
     out = Matrix(size, datasets=[str(d) for d in datasets], partial=PARTIAL_KEY in f.kv, recorded_chunks=count)
     with open(path, "rb") as fp:

@@ -13,6 +13,7 @@ from pathlib import Path
 from gguf.constants import Keys
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import StringArray
 from ggufkit.formats.gguf_file import GgufFile
 
 
@@ -31,7 +32,7 @@ class PreparedModel:
         """The text of the special token whose id is stored under `key` (e.g. Keys.Tokenizer.BOS_ID)."""
         tokens = self.gguf.kv.get(Keys.Tokenizer.LIST)
         tid = self.gguf.kv.get(key)
-        if isinstance(tokens, list) and isinstance(tid, int) and 0 <= tid < len(tokens):
+        if isinstance(tokens, (list, StringArray)) and isinstance(tid, int) and 0 <= tid < len(tokens):
             return str(tokens[tid])
         return ""
 
@@ -44,6 +45,6 @@ def prepare_model(path: Path, on_notice: Callable[[str], None] | None = None) ->
         raise BadInputError("GGUF file has no general.architecture: not a model llama.cpp can run", path)
     if not g.tensors:
         raise BadInputError("GGUF file holds no tensors (a vocabulary-only file?)", path)
-    if not isinstance(g.kv.get(Keys.Tokenizer.LIST), list):
+    if not isinstance(g.kv.get(Keys.Tokenizer.LIST), (list, StringArray)):
         raise BadInputError("GGUF file has no tokenizer vocabulary", path)
     return PreparedModel(path, gguf_path, g)

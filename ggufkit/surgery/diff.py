@@ -21,9 +21,9 @@ from gguf.constants import Keys
 
 from ggufkit.converters.cache import open_as_gguf
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import NumberArray, StringArray, jsonable
 from ggufkit.formats.gguf_file import GgufFile
 from ggufkit.formats.shards import SPLIT_KEYS
-from ggufkit.formats.summary import jsonable
 from ggufkit.surgery.compare import Located, ProgressFn, same_bytes, value_difference
 from ggufkit.surgery.header import encode_value, type_label
 
@@ -49,12 +49,13 @@ def _encoded(key: str, g: GgufFile) -> bytes:
 
 
 def _is_array(v: Any) -> bool:
-    return isinstance(v, (list, np.ndarray))
+    return isinstance(v, (list, StringArray, NumberArray, np.ndarray))
 
 
 def _first_difference(x: Any, y: Any) -> dict[str, Any] | None:
     """Where two arrays first differ: index and both items (None past the end of the shorter one)."""
     n = min(len(x), len(y))
+    x, y = (v.numpy() if isinstance(v, NumberArray) else v for v in (x, y))
     if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype and n:
         rows_a, rows_b = x[:n].view(np.uint8).reshape(n, -1), y[:n].view(np.uint8).reshape(n, -1)
         at = np.flatnonzero(np.any(rows_a != rows_b, axis=1))  # as bytes: a NaN equals the same NaN

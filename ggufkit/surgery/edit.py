@@ -20,10 +20,9 @@ from gguf.constants import GGUFValueType, Keys
 
 from ggufkit.converters.copy import copy_range, write_all
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import StringArray, jsonable
 from ggufkit.formats.consistency import check_consistency
-from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
-from ggufkit.formats.summary import jsonable
 from ggufkit.fsutil import atomic_output, check_output
 from ggufkit.surgery.header import KvTypes, TensorEntry, encode_header, encode_value, pad, type_label
 from ggufkit.surgery.keys import SPECIAL_TOKENS, known_type, parse_value, refusal
@@ -102,7 +101,7 @@ class _Editor:
             raise BadInputError(f"--special-token wants ROLE=ID or ROLE=TEXT with ROLE one of "
                                 f"{', '.join(SPECIAL_TOKENS)}, not {item!r}")
         tokens = self.kv.get(Keys.Tokenizer.LIST)
-        if not isinstance(tokens, list):
+        if not isinstance(tokens, (list, StringArray)):
             raise BadInputError("--special-token: the file has no vocabulary (tokenizer.ggml.tokens)")
         if re.fullmatch(r"\d+", value.strip()):
             tid = int(value)
@@ -116,13 +115,25 @@ class _Editor:
         self.set(key, tid, self.types.get(key) or known_type(key, None) or (GGUFValueType.UINT32, None))
 
 
+def _read(src: Path) -> GgufFile:
+    try:
+        return read_gguf(src)
+    except BadInputError:
+        # what the file is, if not GGUF (a directory, a legacy model: converted first), from the file sniffer;
+        # imported only here, as it brings the legacy readers and numpy
+        from ggufkit.formats.detect import sniff
+
+        if sniff(src) == "legacy":
+            raise BadInputError("not a GGUF file: convert it first (`ggufkit convert`), then edit the GGUF",
+                                src) from None
+        raise
+
+
 def edit(src: Path, edits: Edits, out: Path | None = None, in_place: bool = False, force: bool = False) -> EditReport:
     started = time.perf_counter()
     if (out is None) != in_place:
         raise BadInputError("give -o OUT or --in-place (one of them)")
-    if sniff(src) != "gguf":
-        raise BadInputError("not a GGUF file: convert it first (`ggufkit convert`), then edit the GGUF", src)
-    g = read_gguf(src)
+    g = _read(src)
     first = g.files()[0]  # a split model's metadata is all in its first shard
     if g.shards and not in_place:
         raise BadInputError("a split model: edit its first shard --in-place (only it holds the metadata), "

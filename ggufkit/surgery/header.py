@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from gguf.constants import GGUF_MAGIC, GGUF_VERSION, GGUFValueType
 
 from ggufkit.errors import BadInputError
+from ggufkit.formats.arrays import NumberArray, StringArray
 
 KvTypes = tuple[GGUFValueType, GGUFValueType | None]  # (type, array item type)
 
@@ -37,8 +37,6 @@ class TensorEntry:
     ggml_type: int
     nbytes: int
 
-
-_U64 = struct.Struct("<Q")
 
 
 def type_label(types: KvTypes) -> str:
@@ -63,15 +61,16 @@ def encode_value(key: str, value: Any, types: KvTypes) -> bytes:
     if vtype == GGUFValueType.ARRAY:
         if sub is None or sub == GGUFValueType.ARRAY:
             raise BadInputError(f"{key}: an array of arrays, which llama.cpp cannot read")
-        items = list(value) if not isinstance(value, np.ndarray) else value
-        out += struct.pack("<IQ", sub, len(items))
-        if sub == GGUFValueType.STRING:  # a vocabulary: 250k strings, so no call per item
-            pack, parts = _U64.pack, []
-            for text in items:
-                raw = text.encode("utf-8", "surrogateescape")
-                parts += (pack(len(raw)), raw)
-            return out + b"".join(parts)
-        return out + np.asarray(items, dtype=np.dtype(SCALAR_FORMATS[sub])).tobytes()
+        if sub == GGUFValueType.STRING:  # a vocabulary: 250k strings, kept as the reader found them
+            items = StringArray.of(value)
+            return out + struct.pack("<IQ", sub, len(items)) + items.encoded()
+        fmt = SCALAR_FORMATS[sub]
+        if isinstance(value, NumberArray) and value.fmt == fmt:  # as read: the stored bytes themselves
+            return out + struct.pack("<IQ", sub, len(value)) + value.raw
+        import numpy as np
+
+        items = np.asarray(value, dtype=np.dtype(fmt))
+        return out + struct.pack("<IQ", sub, len(items)) + items.tobytes()
     if vtype == GGUFValueType.STRING:
         return out + encode_string(value)
     try:

@@ -19,7 +19,6 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from gguf.constants import GGUFValueType as V
 from gguf.constants import Keys
 
@@ -167,7 +166,11 @@ def _json_array(key: str, text: str) -> list[Any]:
 
 
 def _array(key: str, items: list[Any], sub: V) -> Any:
-    return items if sub == V.STRING else np.asarray(items, dtype=np.dtype(SCALAR_FORMATS[sub]))
+    if sub == V.STRING:
+        return items
+    import numpy as np  # here, not at the top: an edit that sets no array never imports numpy
+
+    return np.asarray(items, dtype=np.dtype(SCALAR_FORMATS[sub]))
 
 
 def _infer(key: str, text: str) -> tuple[Any, KvTypes]:
