@@ -19,6 +19,7 @@
 #                             -ngl 99 (--kl-divergence-base, then the child): figures and wall times
 #   imatrix-medium            imatrix -ngl all against llama-imatrix -ngl 99 and against ggufkit's CPU matrix
 #   fit-medium                fit of the medium F16 sample (Q8_0, Q4_K_M) -ngl all, nvidia-smi sampled beside it
+#   7b-eval                   the 7B sample: eval -ngl all against llama-perplexity -ngl 99 over 64 chunks, and a profile
 #   7b-long                   the 7B sample: eval -ngl all against llama-perplexity -ngl 99 and imatrix -ngl all
 #                             against llama-imatrix -ngl 99 over 64 chunks (start-up no longer dominates)
 #   7b                        the 7B sample (Q4_K_M, made here; SEVEN_B=path reuses one): run -ngl all between
@@ -36,8 +37,6 @@ REPS="${REPS:-10}"
 mkdir -p "$OUT" /tmp/site /tmp/pkg
 [ -d /tmp/site/typer ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$KIT"/wheels/*.whl
 export PYTHONPATH="/tmp/pkg:/tmp/site:$PWD"
-# bytecode compiled once, as pip's install does: a profile of eval there showed 0.65 s of every run compiling
-python3 -m compileall -q -j 0 /tmp/site ggufkit > /dev/null 2>&1 || true
 gk() { python3 -m ggufkit "$@"; }
 
 B=/tmp/llama-cuda
@@ -53,6 +52,12 @@ if [ ! -x "$B/bin/llama-bench" ]; then
   echo "build_seconds $(( $(date +%s) - t0 ))"
 fi
 rm -rf /tmp/pkg/llama_cpp && cp -r "$KIT/src/llama_cpp" /tmp/pkg/ && rm -rf /tmp/pkg/llama_cpp/lib && ln -s "$B/bin" /tmp/pkg/llama_cpp/lib
+# bytecode compiled once, as a normal install has it: profiles of eval here showed 0.65 s, then 0.2 s of every
+# run compiling sources, the second time the machine's own numpy (its folder holds no bytecode) and llama_cpp;
+# PYTHONPYCACHEPREFIX keeps it all in one writable tree (the interpreter's own library is compiled there too)
+export PYTHONPYCACHEPREFIX=/tmp/pycache
+python3 -m compileall -q -j 0 /tmp/site /tmp/pkg ggufkit "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
+  "$(cd /tmp && python3 -c 'import numpy, os; print(os.path.dirname(numpy.__file__))')" > /dev/null 2>&1 || true
 gk doctor | head -12
 export PYTHONFAULTHANDLER=1
 LB="$B/bin/llama-bench"
@@ -168,6 +173,12 @@ for part in $PARTS; do
         --json > "$OUT/fit-medium.json" 2> "$OUT/fit-medium.txt" || true
       kill $SMI || true
       gk run "$F" -ngl all --ctx 512 -p hi -n 8 --verbose-llama 2>&1 | grep -iE "buffer size|offloaded" >> "$OUT/fit-medium.txt" || true ;;
+    7b-eval)
+      M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
+      [ -s "$M7" ] || gk sample "$M7" --size 7b -t q4_k_m > /dev/null
+      python3 benchmarks/gpu/eval_one.py "$B/bin" "$M7" "$TEXT" "$T" 64 > "$OUT/eval-7b-64.json"
+      python3 -m cProfile -o "$OUT/eval-7b-64.prof" -m ggufkit eval "$M7" -f "$TEXT" --ctx 512 --chunks 64 -t "$T" \
+        -ngl all --json -q > /dev/null ;;
     7b-long)
       M7=${SEVEN_B:-/tmp/7b-q4_k_m.gguf}; TEXT=/tmp/eval-text.txt; eval_text
       while pgrep -f "ggufkit sample /tmp/7b" > /dev/null; do sleep 2; done
