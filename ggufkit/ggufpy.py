@@ -7,15 +7,16 @@ imports nothing of its package, so `install()` (run by `import ggufkit`) execute
 without touching the package, and when something does `import gguf`, the package's own
 `from .constants import *` finds this same module, so there is one GGUFValueType and one Keys in the
 process. The package's `constants` attribute, which Python sets only when it loads the submodule itself,
-is set when the package is imported (`_SetConstantsAfter`).
+is set when the package is imported (`_GgufPackage`).
 """
 
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import importlib.util
 import sys
+
+from ggufkit.importhooks import spec_then
 
 _NAME = "gguf.constants"
 
@@ -41,32 +42,14 @@ def install() -> None:
 
 
 class _GgufPackage(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; hands back the `gguf` package's own spec with a loader that sets the package's
-    `constants` attribute once the package has run, then steps aside."""
+    """Finds nothing itself; hands back the `gguf` package's own spec, which sets the package's `constants`
+    attribute once the package has run, then steps aside."""
 
     def find_spec(self, fullname: str, path: object = None, target: object = None):
         if fullname != "gguf":
             return None
         sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)  # type: ignore[arg-type]
-        if spec is not None and spec.loader is not None:
-            spec.loader = _SetConstantsAfter(spec.loader)
-        return spec
-
-
-class _SetConstantsAfter(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader):
-        self.inner = inner
-
-    def create_module(self, spec):
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self.inner.exec_module(module)
-        module.constants = sys.modules[_NAME]
-
-    def __getattr__(self, name: str):  # the rest of the loader's interface (resources, source) is the package's own
-        return getattr(self.inner, name)
+        return spec_then(fullname, path, lambda package: setattr(package, "constants", sys.modules[_NAME]))
 
 
 _finder = _GgufPackage()

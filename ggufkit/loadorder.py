@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import ctypes
 import importlib.abc
-import importlib.machinery
 import importlib.util
 import os
 import sys
 import warnings
 from pathlib import Path
+
+from ggufkit.importhooks import spec_then
 
 _state: dict[str, object] = {"handle": None, "error": None}
 # llama.cpp's (and ggml's) log until runtime/llama_log.py routes it: a CUDA build prints its devices the first
@@ -93,31 +94,15 @@ class _LlamaBeforeNumpy(importlib.abc.MetaPathFinder):
             load()
         elif fullname == _LLAMA_LOGGER:
             _state["logger"] = True
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path)  # type: ignore[arg-type]
-            if spec is not None and spec.loader is not None:
-                spec.loader = _CaptureAfter(spec.loader)
             _step_aside_when_done()
-            return spec
+            # its log callback prints every line to stderr: llama.cpp's log back to EARLY_LOG (until
+            # runtime/llama_log.py routes it for good)
+            return spec_then(fullname, path, lambda _module: capture_early_log())
         _step_aside_when_done()
         return None
 
 
 _LLAMA_LOGGER = "llama_cpp._logger"
-
-
-class _CaptureAfter(importlib.abc.Loader):
-    """llama-cpp-python's `_logger` loaded as usual, then llama.cpp's log routed back to EARLY_LOG (until
-    runtime/llama_log.py routes it for good)."""
-
-    def __init__(self, inner: importlib.abc.Loader):
-        self.inner = inner
-
-    def create_module(self, spec):
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self.inner.exec_module(module)
-        capture_early_log()
 
 
 def capture_early_log() -> None:

@@ -17,8 +17,8 @@ LAYERS = [
     {"converters", "surgery"},  # file -> file: convert --split-max-size writes through surgery/split.py
     {"formats"},
     {"families"},
-    {"errors", "choices", "units", "fsutil", "system", "ggml_lib", "loadorder", "ggufpy", "names", "workers",
-     "__init__"},
+    {"errors", "choices", "units", "fsutil", "system", "ggml_lib", "loadorder", "ggufpy", "importhooks", "names",
+     "workers", "__init__"},
 ]
 # Beside the house: they use it, and only the command line uses them.
 BESIDE = {"samples", "models"}

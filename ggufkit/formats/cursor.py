@@ -84,7 +84,7 @@ class Cursor:
     def strings(self, count: int, width: int, what: str) -> StringArray:
         """`count` strings, each a `width`-byte length and its bytes (a GGUF array of strings, e.g. a vocabulary
         of 250k tokens): each length checked against the bytes left, as `read` does, in one walk over the mapped
-        file; the bytes are kept and decoded only when read (formats/strings.py)."""
+        file; the bytes are kept and decoded only when read (formats/arrays.py)."""
         unpack = (_U64 if width == 8 else _U32).unpack_from
         start = pos = self.pos
         end = self.size
