@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gguf.constants import GGUF_MAGIC
 
 from ggufkit.errors import BadInputError
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
-from ggufkit.formats.legacy import LEGACY_MAGICS, LegacyModel, read_legacy
+
+if TYPE_CHECKING:  # the legacy readers (numpy, gguf-py, the families) are imported where a file is not GGUF
+    from ggufkit.formats.legacy import LegacyModel
 
 
 def sniff(path: str | os.PathLike[str]) -> str:
@@ -31,13 +34,19 @@ def sniff(path: str | os.PathLike[str]) -> str:
     (magic,) = struct.unpack("<I", head)
     if magic == GGUF_MAGIC:
         return "gguf"
+    from ggufkit.formats.legacy import LEGACY_MAGICS
+
     if magic in LEGACY_MAGICS:
         return "legacy"
     raise BadInputError("not a GGUF or legacy GGML/GGMF/GGJT/GGCC/rwkv.cpp model file (unknown magic)", path)
 
 
 def open_model(path: str | os.PathLike[str], family: str | None = None) -> GgufFile | LegacyModel:
-    return read_gguf(path) if sniff(path) == "gguf" else read_legacy(path, family)
+    if sniff(path) == "gguf":
+        return read_gguf(path)
+    from ggufkit.formats.legacy import read_legacy
+
+    return read_legacy(path, family)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gguf.constants import Keys
 
@@ -13,7 +13,9 @@ from ggufkit.formats.arrays import StringArray, jsonable
 from ggufkit.formats.detect import detect, open_model
 from ggufkit.formats.ggml_types import ftype_name
 from ggufkit.formats.gguf_file import GgufFile
-from ggufkit.formats.legacy import LegacyModel
+
+if TYPE_CHECKING:
+    from ggufkit.formats.legacy import LegacyModel
 
 MIB = 1 << 20
 

@@ -22,6 +22,7 @@ from ggufkit.converters.copy import copy_range, write_all
 from ggufkit.errors import BadInputError
 from ggufkit.formats.arrays import StringArray, jsonable
 from ggufkit.formats.consistency import check_consistency
+from ggufkit.formats.detect import sniff
 from ggufkit.formats.gguf_file import GgufFile, read_gguf
 from ggufkit.fsutil import atomic_output, check_output
 from ggufkit.surgery.header import KvTypes, TensorEntry, encode_header, encode_value, pad, type_label
@@ -115,25 +116,13 @@ class _Editor:
         self.set(key, tid, self.types.get(key) or known_type(key, None) or (GGUFValueType.UINT32, None))
 
 
-def _read(src: Path) -> GgufFile:
-    try:
-        return read_gguf(src)
-    except BadInputError:
-        # what the file is, if not GGUF (a directory, a legacy model: converted first), from the file sniffer;
-        # imported only here, as it brings the legacy readers and numpy
-        from ggufkit.formats.detect import sniff
-
-        if sniff(src) == "legacy":
-            raise BadInputError("not a GGUF file: convert it first (`ggufkit convert`), then edit the GGUF",
-                                src) from None
-        raise
-
-
 def edit(src: Path, edits: Edits, out: Path | None = None, in_place: bool = False, force: bool = False) -> EditReport:
     started = time.perf_counter()
     if (out is None) != in_place:
         raise BadInputError("give -o OUT or --in-place (one of them)")
-    g = _read(src)
+    if sniff(src) != "gguf":
+        raise BadInputError("not a GGUF file: convert it first (`ggufkit convert`), then edit the GGUF", src)
+    g = read_gguf(src)
     first = g.files()[0]  # a split model's metadata is all in its first shard
     if g.shards and not in_place:
         raise BadInputError("a split model: edit its first shard --in-place (only it holds the metadata), "
