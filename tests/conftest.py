@@ -141,7 +141,8 @@ def assert_clean_error(r: Result, code: int = 2, *fragments: str) -> None:
 
 def writing_in(pid: int, folder: Path, below: int = 1 << 62) -> bool:
     """Whether process `pid` has a file open in `folder` (an output being written) that holds fewer than
-    `below` bytes so far."""
+    `below` bytes so far: bytes stored (its blocks), not its size, which a writer may set to the final
+    size before the data (convert does: the padding between tensors is left as holes)."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except FileNotFoundError:
@@ -149,7 +150,7 @@ def writing_in(pid: int, folder: Path, below: int = 1 << 62) -> bool:
     for fd in fds:
         try:
             if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{folder}/"):
-                return os.stat(f"/proc/{pid}/fd/{fd}").st_size < below
+                return os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512 < below
         except OSError:
             continue
     return False
