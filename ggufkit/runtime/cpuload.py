@@ -7,7 +7,8 @@ threads generate ~10x slower than 1 (measured: docs/benchmarks.md, "Speed under 
 number of allowed CPUs that are free, measured as llama.cpp's tools do not: per allowed CPU, the
 busy time in /proc/stat over a short window, minus this process's own CPU time and that of the children
 it has waited for (the window runs while the CLI imports and reads the model, so it mostly costs nothing;
-in `fit` it spans quantizing in child processes, which must not read as somebody else's load).
+in `fit` it spans quantizing in child processes, which must not read as somebody else's load). A window
+that saw load is confirmed by a second, quiet one (measured_free says why).
 """
 
 from __future__ import annotations
@@ -89,10 +90,24 @@ def threads_for(free: float, allowed: int) -> int:
     return max(1, min(allowed, int(free + (1 - FREE_SHARE))))
 
 
+CONFIRM_WINDOW_S = 0.15  # the second look, taken only when the first saw load
+
+
 @functools.lru_cache(maxsize=1)
 def measured_free() -> float:
-    """free_cpus() since import, measured once per process (every caller then agrees)."""
-    return free_cpus()
+    """free_cpus() since import, measured once per process (every caller then agrees), and confirmed.
+
+    The first window spans this process's start-up, and short work of others reads as load in it: the
+    program at the other end of `ggufkit run ... | prog` starting up, or ticks of our own busy start-up
+    counted to another (/proc/stat samples per tick, os.times() does not). Taken for load, that cost
+    ~40 % of a 2-core machine's speed: one thread instead of two, or libgomp's short spin (openmp.py).
+    So a window that saw load is looked at again while this process sleeps, and the larger figure is
+    kept: a busy neighbour shows in both windows, a start-up in the first only.
+    """
+    free, n = free_cpus(), len(allowed_cpus())
+    if threads_for(free, n) < n:
+        free = max(free, free_cpus(snapshot(), CONFIRM_WINDOW_S))
+    return free
 
 
 def default_threads() -> int:
