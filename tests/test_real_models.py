@@ -200,3 +200,32 @@ def test_bench_runs_on_both(cli, gemma, children):
     assert set(rows) == {"llama", "gemma3"}
     for row in rows.values():
         assert row["error"] is None and row["pp_tps"] > 0 and row["tg_tps"] > 0
+
+
+@pytest.mark.parametrize("which", ["smol", "gemma"])
+def test_eval_tokenizes_with_the_vocabulary_alone_as_the_loaded_model_does(which, request):
+    """eval and imatrix tokenize their text with a vocabulary-only load while the weights load in a thread
+    (evaluate/text.cut_while_loading): the tokens must be the whole model's."""
+    from ggufkit.evaluate.text import load_text
+    from ggufkit.runtime.model import load, open_vocabulary
+    from ggufkit.runtime.params import LoadParams
+
+    path = request.getfixturevalue(which)
+    text = load_text(None)[0][:60_000] + MIXED
+    with open_vocabulary(path) as vocab, load(LoadParams(path, n_ctx=CTX, n_threads=THREADS, warmup=False)) as model:
+        alone = vocab.tokenize(text)
+        assert alone == model.tokenize(text) and len(alone) > 10_000
+
+
+def test_a_text_too_short_closes_what_loaded_meanwhile(smol):
+    from ggufkit.errors import BadInputError
+    from ggufkit.evaluate.text import cut_while_loading
+    from ggufkit.runtime.model import load
+    from ggufkit.runtime.params import LoadParams
+
+    closed = []
+    with pytest.raises(BadInputError, match="a context of 512 needs at least 1024"):
+        cut_while_loading(smol, "too short", 512, None,
+                          lambda: load(LoadParams(smol, n_ctx=CTX, n_threads=THREADS, warmup=False)),
+                          lambda model: (model.close(), closed.append(model.model is None)))
+    assert closed == [True]

@@ -34,7 +34,7 @@ from ggufkit.errors import BadInputError
 from ggufkit.evaluate.compare import Comparer
 from ggufkit.evaluate.logits import ChunkRunner
 from ggufkit.evaluate.stats import Tally
-from ggufkit.evaluate.text import check_ctx, cut_text
+from ggufkit.evaluate.text import TextChunks, check_ctx, cut_while_loading
 from ggufkit.runtime.params import LoadParams
 
 
@@ -83,25 +83,36 @@ def evaluate(paths: list[Path], text: str, text_name: str, ctx: int = 512, chunk
     if isinstance(trained, int) and 0 < trained < ctx and on_notice is not None:
         on_notice(f"warning: --ctx {ctx} is beyond the {trained} tokens {paths[0].name} was trained on: "
                   "the figures then measure how it copes past its training context")
-    opened: list[_Open] = []
+    def open_all() -> list[_Open]:
+        opened: list[_Open] = []
+        try:
+            for p in prepared:
+                params = LoadParams(p.path, n_ctx=ctx, n_batch=ctx, warmup=False,
+                                    **({} if load is None else {"n_threads": load.n_threads, "n_gpu_layers": load.n_gpu_layers,
+                                                                "use_mmap": load.use_mmap}))
+                model = load_model(params)
+                opened.append(_Open(_describe(p), ChunkRunner(model, ctx)))
+        except BaseException:
+            _close(opened)
+            raise
+        return opened
+
+    opened, cut = cut_while_loading(prepared[0].path, text, ctx, chunks, open_all, _close)
     try:
-        for p in prepared:
-            params = LoadParams(p.path, n_ctx=ctx, n_batch=ctx, warmup=False,
-                                **({} if load is None else {"n_threads": load.n_threads, "n_gpu_layers": load.n_gpu_layers,
-                                                            "use_mmap": load.use_mmap}))
-            model = load_model(params)
-            opened.append(_Open(_describe(p), ChunkRunner(model, ctx)))
-        return _run(opened, text, text_name, ctx, chunks, on_chunk)
+        return _run(opened, cut, text_name, ctx, on_chunk)
     finally:
-        for o in opened:
-            o.runner.close()
-            o.runner.model.close()
+        _close(opened)
 
 
-def _run(opened: list[_Open], text: str, text_name: str, ctx: int, max_chunks: int | None,
+def _close(opened: list[_Open]) -> None:
+    for o in opened:
+        o.runner.close()
+        o.runner.model.close()
+
+
+def _run(opened: list[_Open], chunks: TextChunks, text_name: str, ctx: int,
          on_chunk: Callable[[int, int], None] | None) -> EvalResult:
     base = opened[0].runner.model
-    chunks = cut_text(base, text, ctx, max_chunks)
     result = EvalResult(text_name, len(chunks.tokens), ctx, 0, chunks.count, chunks.add_bos, False)
     on_gpu = all(o.runner.model.all_on_gpu for o in opened)
     workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else base.params.n_threads

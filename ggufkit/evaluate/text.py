@@ -3,9 +3,10 @@ cut as llama-perplexity and llama-imatrix cut them (eval and imatrix share them)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -13,7 +14,9 @@ from ggufkit.errors import BadInputError
 from ggufkit.fsutil import read_text
 
 if TYPE_CHECKING:
-    from ggufkit.runtime.model import Model
+    from ggufkit.runtime.model import Model, Vocabulary
+
+T = TypeVar("T")
 
 MAX_TEXT_BYTES = 64 << 20  # wikitext-2's test split is 1.3 MB; a novel is a few MB
 DEFAULT_TEXT_NAME = "pydoc_data.topics (the Python language reference's help topics, part of every CPython)"
@@ -64,7 +67,7 @@ class TextChunks:
         return np.array(self.tokens[i * self.ctx + self.first + 1:(i + 1) * self.ctx], dtype=np.int64)
 
 
-def cut_text(model: Model, text: str, ctx: int, max_chunks: int | None) -> TextChunks:
+def cut_text(model: Model | Vocabulary, text: str, ctx: int, max_chunks: int | None) -> TextChunks:
     """Raises BadInputError when the text has fewer than two chunks' tokens (both tools' minimum)."""
     import llama_cpp as L
 
@@ -76,3 +79,27 @@ def cut_text(model: Model, text: str, ctx: int, max_chunks: int | None) -> TextC
     count = total if max_chunks is None else max(1, min(total, max_chunks))
     return TextChunks(tokens, ctx, count, total, bool(L.llama_vocab_get_add_bos(model.vocab)),
                       L.llama_vocab_bos(model.vocab))
+
+
+def cut_while_loading(path: Path, text: str, ctx: int, max_chunks: int | None,
+                      load: Callable[[], T], close: Callable[[T], None]) -> tuple[T, TextChunks]:
+    """`load()` (the weights: a second or more for a 7B on a GPU) run in a thread while this one tokenizes
+    the text with the file's vocabulary alone (llama-perplexity and llama-imatrix do one after the other; a
+    long text takes ~0.3 s). The same tokenizer on the same vocabulary: the same tokens. ctypes lets go of
+    the GIL in both C calls. Whatever fails, nothing is left open: `close` gets what `load` returned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ggufkit.runtime.model import open_vocabulary
+
+    with open_vocabulary(path) as vocab, ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
+        # the vocabulary first, alone: two loads at once would mix their lines in llama.cpp's log
+        loading = pool.submit(load)
+        try:
+            chunks = cut_text(vocab, text, ctx, max_chunks)
+            return loading.result(), chunks
+        except BaseException:  # the text refused, the load failed, or Ctrl-C while either ran
+            try:
+                close(loading.result())
+            except Exception:  # noqa: BLE001 - the load failed: that is the error raised here
+                pass
+            raise

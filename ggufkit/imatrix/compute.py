@@ -28,7 +28,7 @@ from gguf.constants import Keys
 from ggufkit.errors import BadInputError, LlamaFailure
 from ggufkit.evaluate.logits import LOGITS_BUDGET, log_softmax
 from ggufkit.evaluate.stats import Tally, chunk_scores
-from ggufkit.evaluate.text import TextChunks, check_ctx, cut_text
+from ggufkit.evaluate.text import TextChunks, check_ctx, cut_while_loading
 from ggufkit.imatrix.matrix import Matrix, check_matches
 
 BATCH = 2048  # llama-imatrix's batch (common_params.n_batch): chunks side by side
@@ -108,13 +108,19 @@ def compute(source: Path, text: str, dataset: str, *, ctx: int = 512, chunks: in
     params = LoadParams(prepared.path, n_ctx=plan.n_seq * ctx, n_batch=plan.batch, n_ubatch=plan.ubatch,
                         n_seq_max=plan.n_seq, warmup=False, n_threads=threads or default_threads(),
                         n_gpu_layers=parse_gpu_layers(gpu_layers), eval_callback=collector.callback)
-    model = load(params)
-    decoder = _Decoder(model, plan)
+    def open_decoder() -> _Decoder:
+        model = load(params)
+        try:
+            return _Decoder(model, plan)
+        except BaseException:
+            model.close()
+            raise
+
+    decoder, cut = cut_while_loading(prepared.path, text, ctx, chunks, open_decoder, _Decoder.close_all)
     try:
-        return _run(decoder, collector, cut_text(model, text, ctx, chunks), on_progress)
+        return _run(decoder, collector, cut, on_progress)
     finally:
-        decoder.close()
-        model.close()
+        decoder.close_all()
 
 
 def _run(decoder: _Decoder, collector, chunks: TextChunks, on_progress: Callable[[Progress], None] | None) -> Computed:
@@ -157,10 +163,12 @@ class _Decoder:
     def speed(self) -> float:
         return self.tokens / self.seconds if self.seconds else math.nan
 
-    def close(self) -> None:
+    def close_all(self) -> None:
+        """The batch, then the model."""
         if self.batch is not None:
             self.L.llama_batch_free(self.batch)
             self.batch = None
+        self.model.close()
 
     def run(self, collector, chunks: TextChunks, group: list[int]) -> list[np.ndarray]:
         """Decode chunks `group` side by side, piece by piece; the scored halves' negative log-likelihoods."""

@@ -49,18 +49,7 @@ class Model:
         return self.lib.llama_get_memory(self.ctx)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
-        L = self.lib
-        data = text.encode("utf-8")
-        cap = len(data) + 8
-        buf = (L.llama_token * cap)()
-        n = L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
-        if n < 0:
-            cap = -n
-            buf = (L.llama_token * cap)()
-            n = L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
-        if n < 0:
-            raise LlamaFailure("llama.cpp could not tokenize the prompt", self.params.path)
-        return list(buf[:n])
+        return _tokenize(self.vocab, text, add_special, parse_special, self.params.path)
 
     def piece(self, token: int, special: bool = False) -> bytes:
         """The bytes of one token (possibly part of a UTF-8 character)."""
@@ -108,6 +97,65 @@ class Model:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tokenize(vocab, text: str, add_special: bool, parse_special: bool, path) -> list[int]:
+    import llama_cpp as L
+
+    data = text.encode("utf-8")
+    cap = len(data) + 8
+    buf = (L.llama_token * cap)()
+    n = L.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    if n < 0:
+        cap = -n
+        buf = (L.llama_token * cap)()
+        n = L.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    if n < 0:
+        raise LlamaFailure("llama.cpp could not tokenize the text", path)
+    return list(buf[:n])
+
+
+@dataclass
+class Vocabulary:
+    """A model file's vocabulary alone (llama.cpp's vocab_only load: the header, no weights), to tokenize a
+    text while the weights load in another thread (eval and imatrix). Close it, or use it in a with."""
+
+    path: object
+    model: object  # llama_model_p, vocab only
+    vocab: object  # llama_vocab_p
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        return _tokenize(self.vocab, text, add_special, parse_special, self.path)
+
+    def close(self) -> None:
+        if self.model:
+            import llama_cpp as L
+
+            L.llama_model_free(self.model)
+            self.model = None
+
+    def __enter__(self) -> Vocabulary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_vocabulary(path) -> Vocabulary:
+    """The vocabulary of `path` (already validated GGUF); raise LlamaFailure if llama.cpp refuses it."""
+    import llama_cpp as L
+
+    abort.guard(path)
+    llama_log.ensure_installed()
+    _backend_init()
+    mp = L.llama_model_default_params()
+    mp.vocab_only = True
+    mp.n_gpu_layers = 0
+    with llama_log.capture() as log:
+        model = L.llama_model_load_from_file(str(path).encode(), mp)
+    if not model:
+        raise LlamaFailure(f"llama.cpp could not read the model's vocabulary{log.reason()}", path)
+    return Vocabulary(path, model, L.llama_model_get_vocab(model))
 
 
 def load(params: LoadParams) -> Model:
