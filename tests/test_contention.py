@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -110,3 +111,31 @@ def test_a_busy_neighbour_is_still_load_when_confirmed():
             p.kill()
             p.wait()
     assert 0 <= free < 0.7 and cpuload.threads_for(free, n) == 1
+
+
+_THREAD_CPU = """
+import atexit, os, sys
+def report():
+    tick = os.sysconf("SC_CLK_TCK")
+    for t in os.listdir("/proc/self/task"):
+        if int(t) != os.getpid():
+            stat = open(f"/proc/self/task/{t}/stat").read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            sys.stderr.write(f"THREAD {t} {(int(fields[11]) + int(fields[12])) / tick:.2f}\\n")
+atexit.register(report)
+from ggufkit.cli.app import main
+main()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_no_thread_beside_llama_cpp_spins_at_start_up(samples):
+    """numpy's OpenBLAS, loaded with llama_cpp, started a thread per core that spun ~0.1 s of CPU before it
+    slept: on 2 cores a tenth of a second taken from llama.cpp's threads at every `run`. With one llama.cpp
+    thread, no other thread may have done work."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "OMP_", "GOTO"))}
+    r = subprocess.run([sys.executable, "-c", _THREAD_CPU, "run", str(samples.gguf("q4_0")), "-p", "hi", "-n", "2",
+                        "-t", "1"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    busy = [line for line in r.stderr.splitlines() if line.startswith("THREAD") and float(line.split()[2]) >= 0.05]
+    assert not busy, busy

@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         # ggml's abort otherwise attaches gdb and prints a native backtrace at the user
         os.environ["GGML_NO_BACKTRACE"] = "1"
         debug.quiet_ggml = True
+    # numpy's OpenBLAS starts a thread per core when numpy loads (with llama_cpp, in every command that runs a
+    # model), and each spins ~0.1 s of CPU before it sleeps: on 2 cores a tenth of a second taken from
+    # llama.cpp's threads at every start. ggufkit's numpy work is elementwise: BLAS threads never serve it.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     command = _command(_invoked(sys.argv[1:] if argv is None else argv))
     track_stdout()  # so that an error line never glues onto text left open on stdout (output.py)
     try:
